@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Turn the user's paths, globs and directories into candidate files.
+
+Only ``lstat`` is used here: nothing is opened, so a FIFO or a device is
+never touched.  Checks that need the file's content (magic bytes) or other
+processes (open files) come later.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import fnmatch
+import glob
+import os
+import stat
+import time
+
+GZ_SUFFIX = '.gz'
+
+
+class Candidate(object):
+    """A file to compress, or a skip with its reason."""
+
+    __slots__ = ('path', 'dir_path', 'name', 'st', 'reason', 'detail', 'pids')
+
+    def __init__(self, path, dir_path=None, name=None, st=None, reason=None, detail=None):
+        self.path = path
+        self.dir_path = dir_path
+        self.name = name
+        self.st = st
+        self.reason = reason
+        self.detail = detail
+        self.pids = None
+
+    @property
+    def dest_name(self):
+        return self.name + GZ_SUFFIX
+
+    @property
+    def dest(self):
+        return os.path.join(self.dir_path, self.dest_name) if self.dir_path else None
+
+    def skip(self, reason, detail=None):
+        self.reason = reason
+        self.detail = detail
+        return self
+
+
+def _has_magic(path):
+    return glob.has_magic(path)
+
+
+class Discovery(object):
+    """Walks the given paths with the user's filters."""
+
+    def __init__(self, options, now=None):
+        self.options = options
+        self.now = time.time() if now is None else now
+
+    def candidates(self):
+        """Every file found, in the order found, each inode once."""
+        seen = set()
+        found = []
+        for given in self.options.paths:
+            for candidate in self._expand(given):
+                if candidate.st is not None and not candidate.reason:
+                    identity = (candidate.st.st_dev, candidate.st.st_ino)
+                    if identity in seen:
+                        continue
+                    seen.add(identity)
+                found.append(candidate)
+        return found
+
+    def _expand(self, given):
+        given = os.path.abspath(os.path.expanduser(given))
+        matches = sorted(glob.glob(given)) if _has_magic(given) else [given]
+        if not matches:
+            yield Candidate(given).skip('not_found', 'no file matches')
+        for path in matches:
+            try:
+                st = os.lstat(path)
+            except OSError as exc:
+                yield Candidate(path).skip('not_found', exc.strerror)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                for candidate in self._walk(path, st.st_dev):
+                    yield candidate
+            else:
+                yield self._check(path, st, explicit=True)
+
+    def _walk(self, top, top_dev):
+        options = self.options
+        for dir_path, dir_names, file_names in os.walk(top):
+            if options.one_file_system:
+                dir_names[:] = [d for d in dir_names if _same_device(os.path.join(dir_path, d), top_dev)]
+            if not options.recurse:
+                dir_names[:] = []
+            for name in sorted(file_names):
+                path = os.path.join(dir_path, name)
+                if not self._matches_patterns(name):
+                    continue
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue  # vanished while walking
+                yield self._check(path, st, explicit=False)
+
+    def _matches_patterns(self, name):
+        patterns = self.options.patterns
+        return not patterns or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+    def _check(self, path, st, explicit):
+        """Everything that lstat alone can decide."""
+        options = self.options
+        name = os.path.basename(path)
+        candidate = Candidate(path, os.path.dirname(path), name, st)
+        if any(fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(path, pattern)
+               for pattern in options.excludes):
+            return candidate.skip('excluded', 'matches excludes')
+        if explicit and options.patterns and not self._matches_patterns(name):
+            return candidate.skip('excluded', 'does not match patterns')
+        if stat.S_ISLNK(st.st_mode):
+            if not options.follow:
+                return candidate.skip('symlink', 'a symbolic link; set follow to compress its target')
+            target = os.path.realpath(path)
+            try:
+                st = os.lstat(target)
+            except OSError as exc:
+                return candidate.skip('not_found', 'symlink target: %s' % exc.strerror)
+            candidate = Candidate(path, os.path.dirname(target), os.path.basename(target), st)
+        if not stat.S_ISREG(st.st_mode):
+            return candidate.skip('not_regular', 'not a regular file')
+        if st.st_size < options.min_size:
+            return candidate.skip('too_small', 'smaller than min_size (%d bytes)' % options.min_size)
+        if options.min_age and self.now - st.st_mtime < options.min_age:
+            return candidate.skip('too_young', 'modified less than min_age (%d s) ago' % options.min_age)
+        if st.st_nlink > 1:
+            return candidate.skip('hardlinked', '%d hard links: compressing would free nothing' % st.st_nlink)
+        if os.path.lexists(candidate.dest):
+            return candidate.skip('dest_exists', '%s already exists' % candidate.dest)
+        return candidate
+
+
+def _same_device(path, device):
+    try:
+        return os.lstat(path).st_dev == device
+    except OSError:
+        return False

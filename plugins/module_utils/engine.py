@@ -1,0 +1,462 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Compress files in RAM and put the .gz where the original was.
+
+``run(Options(...))`` recovers what an interrupted run left, finds the
+candidates, and for each one: streams it through the parallel deflater into
+the journal, verifies, and only then replaces the original inode by its own
+compressed copy.  It returns a plain dict; see docs/CONTRACT.md.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import errno
+import fcntl
+import os
+import time
+
+from . import open_files
+from .discovery import Discovery
+from .formats import LONGEST_MAGIC, compressed_format
+from .gzip_member import OutputLimitExceeded, VerificationError, compress_stream
+from .journal import Journal, JournalUnsafe
+from .recovery import recover_entry
+from .replace import ReplaceIncomplete, choose_strategy, replace
+from .safe_fs import FileBusy, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
+from .sysinfo import RAM_FSTYPES, MountTable, filesystem_usage, memory_available, peak_rss, usable_cpus
+
+DEFAULT_MEMORY_FRACTION = 0.5
+# Left free on the journal's filesystem: /dev/shm is shared with the host's
+# applications, which must not meet ENOSPC because of us.
+JOURNAL_HEADROOM = 8 * 1024 * 1024
+
+
+class Options(object):
+    """Everything ``run`` needs, in plain units (bytes, seconds)."""
+
+    def __init__(self, paths, recurse=False, one_file_system=True, patterns=(), excludes=(),
+                 min_size=1024 * 1024, min_age=0, level=9, threads=0, memory_limit=None,
+                 largest_first=True, target_free_bytes=None, target_free_percent=None,
+                 follow=False, open_files='skip', journal_dir='/dev/shm', spill_dir=None,
+                 check_mode=False):
+        self.paths = list(paths)
+        self.recurse = recurse
+        self.one_file_system = one_file_system
+        self.patterns = list(patterns or ())
+        self.excludes = list(excludes or ())
+        self.min_size = min_size
+        self.min_age = min_age
+        self.level = level
+        self.threads = threads
+        self.memory_limit = memory_limit
+        self.largest_first = largest_first
+        self.target_free_bytes = target_free_bytes
+        self.target_free_percent = target_free_percent
+        self.follow = follow
+        self.open_files = open_files
+        self.journal_dir = journal_dir
+        self.spill_dir = spill_dir
+        self.check_mode = check_mode
+
+
+class Skip(Exception):
+    """Leave this file as it is, for this reason."""
+
+    def __init__(self, reason, detail, **extra):
+        super(Skip, self).__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.extra = extra
+
+
+class _CountingSink(object):
+    """Check mode: measure the stream, store nothing."""
+
+    def __init__(self):
+        self.size = 0
+
+    def write(self, chunk):
+        self.size += len(chunk)
+
+
+class _JournalChoice(object):
+    __slots__ = ('journal', 'ram_backed', 'cap', 'cap_reason')
+
+    def __init__(self, journal, ram_backed, cap, cap_reason):
+        self.journal = journal
+        self.ram_backed = ram_backed
+        self.cap = cap
+        self.cap_reason = cap_reason
+
+
+class Run(object):
+    """One invocation: its journals, filesystems and results."""
+
+    def __init__(self, options):
+        self.options = options
+        self.mounts = MountTable()
+        self.available_memory = memory_available()
+        self.memory_limit = options.memory_limit
+        if self.memory_limit is None:
+            self.memory_limit = int(self.available_memory * DEFAULT_MEMORY_FRACTION)
+        self.threads = options.threads or usable_cpus()
+        self.files = []
+        self.filesystems = {}
+        self.peak_journal = 0
+        self.journal_notes = []
+        self.journals = []
+        self._lock_fd = None
+
+    # -- journals -------------------------------------------------------
+
+    def _open_journals(self):
+        for base, ram_hint in ((self.options.journal_dir, True), (self.options.spill_dir, False)):
+            if not base:
+                continue
+            journal = Journal(base)
+            try:
+                if not os.path.isdir(base):
+                    self.journal_notes.append('%s does not exist' % base)
+                    continue
+                journal.open(create=not self.options.check_mode)
+            except JournalUnsafe as exc:
+                self.journal_notes.append(str(exc))
+                continue
+            except OSError as exc:
+                self.journal_notes.append('%s: %s' % (base, exc.strerror))
+                continue
+            mount = self.mounts.find(base)
+            journal.ram_backed = bool(mount and mount.fstype in RAM_FSTYPES)
+            journal.device = os.stat(base).st_dev
+            self.journals.append(journal)
+
+    def _lock(self):
+        """One run per host at a time: recovery must not take a live run's journal."""
+        for journal in self.journals:
+            if journal._dir_fd is None:
+                continue
+            try:
+                fcntl.flock(journal._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise RuntimeError('another sre.cmemgzip run holds %s; try again when it ends' % journal.path)
+                raise
+
+    def _recover(self):
+        for journal in self.journals:
+            if journal._dir_fd is None:
+                continue
+            entries, orphans = journal.entries()
+            for entry in entries:
+                self.files.append(recover_entry(entry, self.options.check_mode, self.mounts))
+            if orphans and not self.options.check_mode:
+                for key in orphans:
+                    journal.remove(key)
+                self.journal_notes.append('removed %d incomplete copies of interrupted runs that had not '
+                                          'changed any file' % len(orphans))
+
+    def _choose_journal(self, st):
+        """Where this file's copy goes, and how big it may grow."""
+        not_smaller = st.st_size - 1
+        usable = []
+        for journal in self.journals:
+            if journal.device == st.st_dev:
+                continue  # a copy on the full filesystem itself would protect nothing
+            room = journal.available_bytes() - JOURNAL_HEADROOM
+            if room > 0:
+                usable.append((journal, room))
+        if not usable:
+            return None
+        need = min(st.st_size, self.memory_limit)
+        fitting = [(j, room) for j, room in usable if room >= (need if j.ram_backed else st.st_size)]
+        journal, room = fitting[0] if fitting else max(usable, key=lambda pair: pair[1])
+        caps = [(not_smaller, 'not_smaller'), (room, 'no_journal_space')]
+        if journal.ram_backed:
+            caps.append((self.memory_limit, 'memory_budget'))
+        cap, reason = min(caps, key=lambda pair: pair[0])
+        return _JournalChoice(journal, journal.ram_backed, cap, reason)
+
+    # -- filesystems ----------------------------------------------------
+
+    def _filesystem(self, candidate):
+        mount = self.mounts.find(candidate.dir_path, candidate.st.st_dev)
+        key = mount.mount_point if mount else candidate.dir_path
+        if key not in self.filesystems:
+            self.filesystems[key] = {
+                'mount': key,
+                'device': mount.source if mount else None,
+                'fstype': mount.fstype if mount else None,
+                'before': filesystem_usage(key),
+            }
+        return self.filesystems[key]
+
+    def _target_reached(self, filesystem):
+        options = self.options
+        if options.target_free_bytes is None and options.target_free_percent is None:
+            return False
+        usage = filesystem_usage(filesystem['mount'])
+        target = options.target_free_bytes
+        if options.target_free_percent is not None:
+            target = usage['size'] * options.target_free_percent / 100.0
+        return usage['avail'] >= target
+
+    # -- one file -------------------------------------------------------
+
+    def process(self, candidate, filesystem):
+        started = time.monotonic()
+        result = {
+            'path': candidate.path,
+            'dest': candidate.dest,
+            'action': None,
+            'reason': None,
+            'detail': None,
+            'original_size': candidate.st.st_size,
+            'compressed_size': None,
+            'bytes_saved': 0,
+            'ratio': None,
+            'seconds': None,
+            'strategy': None,
+            'estimated': False,
+        }
+        try:
+            result.update(self._compress(candidate, filesystem))
+        except Skip as skip:
+            result.update(action='skipped', reason=skip.reason, detail=skip.detail, **skip.extra)
+        except (OSError, ReplaceIncomplete, VerificationError) as exc:
+            result.update(action='failed', reason='error', detail=str(exc))
+        if result['compressed_size'] and result['original_size']:
+            result['ratio'] = round(float(result['original_size']) / result['compressed_size'], 2)
+        result['seconds'] = round(time.monotonic() - started, 3)
+        return result
+
+    def _compress(self, candidate, filesystem):
+        check_mode = self.options.check_mode
+        dir_fd = open_dir_nofollow(os.path.realpath(candidate.dir_path))
+        try:
+            try:
+                fd = open_regular(dir_fd, candidate.name, writable=not check_mode)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise Skip('symlink', 'became a symbolic link')
+                if exc.errno == errno.ENOENT:
+                    raise Skip('not_found', 'vanished')
+                raise
+            try:
+                return self._compress_open(candidate, filesystem, dir_fd, fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dir_fd)
+
+    def _compress_open(self, candidate, filesystem, dir_fd, fd):
+        options = self.options
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (candidate.st.st_dev, candidate.st.st_ino):
+            raise Skip('changed_while_reading', 'replaced by another file since it was found')
+        if st.st_nlink > 1:
+            raise Skip('hardlinked', '%d hard links' % st.st_nlink)
+        found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))
+        if found:
+            raise Skip('already_compressed', 'already %s data' % found)
+        choice = self._choose_journal(st)
+        if choice is None:
+            raise Skip('no_journal_space', self._no_journal_detail())
+        lease = None if options.check_mode else self._lease(fd)
+        try:
+            if options.check_mode:
+                return self._measure(candidate, st, fd, choice)
+            return self._compress_to_journal(candidate, filesystem, st, dir_fd, fd, choice, lease)
+        finally:
+            if lease is not None:
+                lease.release()
+
+    def _no_journal_detail(self):
+        if self.journals:
+            return ('no journal directory off this filesystem has free space (%s); set spill_dir to '
+                    'another filesystem' % ', '.join(j.path for j in self.journals))
+        return 'no usable journal directory (%s); set spill_dir to another filesystem' % '; '.join(self.journal_notes)
+
+    def _lease(self, fd):
+        try:
+            return WriteLease(fd)
+        except FileBusy:
+            raise Skip('open', 'opened by another process (the kernel refused a write lease)')
+
+    def _deflate(self, candidate, st, fd, write, cap):
+        return compress_stream(fd, write, level=self.options.level, threads=self.threads, max_output=cap,
+                               name=os.fsencode(candidate.name), mtime=int(st.st_mtime))
+
+    def _measure(self, candidate, st, fd, choice):
+        sink = _CountingSink()
+        try:
+            stats = self._deflate(candidate, st, fd, sink.write, choice.cap)
+        except OutputLimitExceeded:
+            raise self._cap_skip(choice)
+        saved = self._allocated(st) - _rounded_to_blocks(stats.output_size, st)
+        if saved <= 0:
+            raise Skip('not_smaller', 'the compressed copy would free no block', compressed_size=stats.output_size)
+        return {'action': 'would_compress', 'compressed_size': stats.output_size, 'bytes_saved': saved,
+                'strategy': choose_strategy(self._fstype(candidate), st),
+                'detail': 'real compressed size; bytes_saved estimated from the block size'}
+
+    def _compress_to_journal(self, candidate, filesystem, st, dir_fd, fd, choice, lease):
+        key = '%x-%d' % (st.st_dev, st.st_ino)
+        entry = choice.journal.create(key)
+        committed = False
+        try:
+            try:
+                stats = self._deflate(candidate, st, fd, entry.write, choice.cap)
+            except OutputLimitExceeded:
+                raise self._cap_skip(choice)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise Skip('no_journal_space', 'the journal at %s ran out of space' % choice.journal.path)
+                raise
+            if choice.ram_backed:
+                self.peak_journal = max(self.peak_journal, stats.output_size)
+            after_read = os.fstat(fd)
+            if (after_read.st_size, after_read.st_mtime_ns, after_read.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino) \
+                    or stats.input_size != st.st_size:
+                raise Skip('changed_while_reading', 'the file changed while it was read')
+            if _rounded_to_blocks(stats.output_size, st) >= self._allocated(st):
+                raise Skip('not_smaller', 'the compressed copy would free no block', compressed_size=stats.output_size)
+            if entry.stored_crc() != (stats.output_crc32, stats.output_size):
+                raise VerificationError('the journal copy at %s does not read back as written' % entry.data_path)
+            if lease is not None and lease.broken:
+                raise Skip('open', 'another process opened the file while it was compressed')
+            if stat_nofollow(dir_fd, candidate.dest_name) is not None:
+                raise Skip('dest_exists', '%s appeared while compressing' % candidate.dest)
+            strategy = choose_strategy(filesystem['fstype'], st)
+            entry.commit({
+                'version': 1, 'dir': os.path.realpath(candidate.dir_path), 'name': candidate.name,
+                'dest': candidate.dest_name, 'dev': st.st_dev, 'ino': st.st_ino, 'size': st.st_size,
+                'allocated': self._allocated(st), 'mtime_ns': st.st_mtime_ns, 'atime_ns': st.st_atime_ns,
+                'crc32': stats.crc32, 'compressed_size': stats.output_size,
+                'compressed_crc32': stats.output_crc32, 'strategy': strategy,
+                'created': time.time(), 'pid': os.getpid(),
+            })
+            committed = True
+            try:
+                strategy = replace(dir_fd, candidate.name, candidate.dest_name, fd, entry, strategy)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    entry.discard()
+                    raise Skip('dest_exists', '%s appeared just before the rename' % candidate.dest)
+                raise
+            after = os.fstat(fd)
+            entry.discard()
+        except BaseException:
+            # Before the commit nothing was touched: drop the copy.  After
+            # it, the copy is what a rerun finishes from: keep it.
+            if not committed:
+                entry.discard()
+            raise
+        return {'action': 'compressed', 'compressed_size': stats.output_size,
+                'bytes_saved': self._allocated(st) - after.st_blocks * 512, 'strategy': strategy}
+
+    def _cap_skip(self, choice):
+        details = {
+            'not_smaller': 'the compressed copy is not smaller',
+            'memory_budget': 'the compressed copy would exceed the memory budget of %d bytes' % self.memory_limit,
+            'no_journal_space': 'the compressed copy would not fit in %s' % choice.journal.path,
+        }
+        return Skip(choice.cap_reason, details[choice.cap_reason])
+
+    def _fstype(self, candidate):
+        mount = self.mounts.find(candidate.dir_path, candidate.st.st_dev)
+        return mount.fstype if mount else None
+
+    @staticmethod
+    def _allocated(st):
+        return st.st_blocks * 512
+
+    # -- the whole run --------------------------------------------------
+
+    def execute(self):
+        self._open_journals()
+        try:
+            self._lock()
+            self._recover()
+            self._compress_all()
+        finally:
+            for journal in self.journals:
+                journal.close()
+        for filesystem in self.filesystems.values():
+            filesystem['after'] = filesystem_usage(filesystem['mount'])
+        return self.summary()
+
+    def _compress_all(self):
+        candidates = Discovery(self.options).candidates()
+        ready = [c for c in candidates if not c.reason]
+        if self.options.largest_first:
+            ready.sort(key=lambda c: c.st.st_blocks, reverse=True)
+        busy = open_files.holders((c.st.st_dev, c.st.st_ino) for c in ready)
+        for candidate in candidates:
+            if candidate.reason:
+                self.files.append(_skip_result(candidate))
+        for candidate in ready:
+            holders = busy.get((candidate.st.st_dev, candidate.st.st_ino))
+            filesystem = self._filesystem(candidate)
+            if holders:
+                candidate.skip('open', 'open in %s' % ', '.join('%s[%d]' % (h['comm'], h['pid']) for h in holders))
+                candidate.pids = holders
+                self.files.append(_skip_result(candidate))
+            elif self._target_reached(filesystem):
+                self.files.append(_skip_result(candidate.skip('target_free_reached',
+                                                              'the filesystem already has target_free')))
+            else:
+                self.files.append(self.process(candidate, filesystem))
+
+    def summary(self):
+        totals = {'candidates': len(self.files), 'compressed': 0, 'skipped': 0, 'failed': 0, 'recovered': 0,
+                  'would_compress': 0, 'would_recover': 0, 'original_size': 0, 'compressed_size': 0,
+                  'bytes_saved': 0}
+        for item in self.files:
+            totals[item['action']] = totals.get(item['action'], 0) + 1
+            if item['action'] in ('compressed', 'would_compress', 'recovered'):
+                totals['original_size'] += item.get('original_size') or 0
+                totals['compressed_size'] += item.get('compressed_size') or 0
+                totals['bytes_saved'] += item.get('bytes_saved') or 0
+        changed = bool(totals['compressed'] or totals['recovered'])
+        verb = 'would free' if self.options.check_mode else 'freed'
+        msg = '%s %d bytes: %d compressed, %d recovered, %d would compress, %d skipped, %d failed' % (
+            verb, totals['bytes_saved'], totals['compressed'], totals['recovered'], totals['would_compress'],
+            totals['skipped'], totals['failed'])
+        return {
+            'changed': changed,
+            'failed': bool(totals['failed']),
+            'msg': msg,
+            'files': self.files,
+            'totals': totals,
+            'filesystems': sorted(self.filesystems.values(), key=lambda f: f['mount']),
+            'memory': {'limit': self.memory_limit, 'available': self.available_memory,
+                       'peak_rss': peak_rss(), 'peak_journal': self.peak_journal, 'threads': self.threads},
+            'journal': {'dir': self.options.journal_dir, 'spill_dir': self.options.spill_dir,
+                        'ram_backed': any(j.ram_backed for j in self.journals),
+                        'usable': [j.path for j in self.journals], 'notes': self.journal_notes},
+        }
+
+
+def _skip_result(candidate):
+    result = {
+        'path': candidate.path, 'dest': candidate.dest, 'action': 'skipped', 'reason': candidate.reason,
+        'detail': candidate.detail, 'original_size': candidate.st.st_size if candidate.st else None,
+        'compressed_size': None, 'bytes_saved': 0, 'ratio': None, 'seconds': 0.0, 'strategy': None,
+        'estimated': False,
+    }
+    if candidate.pids:
+        result['pids'] = candidate.pids
+    return result
+
+
+def _rounded_to_blocks(size, st):
+    block = st.st_blksize or 4096
+    return -(-size // block) * block
+
+
+def run(options):
+    """Recover, then compress what ``options`` selects; return the result dict."""
+    return Run(options).execute()

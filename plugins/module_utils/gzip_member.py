@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Deflate a file descriptor into ONE gzip member, blocks in parallel.
+
+The pigz scheme: the input is cut into blocks; each block is deflated by a
+worker thread with the previous 32 KiB of input as preset dictionary and ends
+with a sync flush (byte-aligned, no final bit), so the blocks concatenate into
+one raw deflate stream that any inflater reads as a single member.  zlib
+releases the GIL while it deflates, inflates and computes CRC-32, so threads
+give real parallelism.
+
+The main thread reads sequentially, keeps the CRC-32 of the input, writes the
+compressed blocks in order and inflates them again as they are written: the
+stream that reached ``write`` is proven to expand to exactly the bytes read
+before the caller may touch the original.  Memory stays bounded by the number
+of blocks in flight; nothing of the input or output is kept beyond them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import struct
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+BLOCK_SIZE = 1024 * 1024
+DICTIONARY_SIZE = 32 * 1024
+GZIP_MAGIC = b'\x1f\x8b'
+_FLAG_FNAME = 0x08
+_OS_UNIX = 3
+_READ_ADVICE_CHUNK = 64 * 1024 * 1024
+
+
+class OutputLimitExceeded(Exception):
+    """The compressed stream would exceed the limit the caller set."""
+
+    def __init__(self, limit):
+        super(OutputLimitExceeded, self).__init__('compressed output would exceed %d bytes' % limit)
+        self.limit = limit
+
+
+class VerificationError(Exception):
+    """The compressed stream does not expand to the bytes that were read."""
+
+
+class GzipStats(object):
+    __slots__ = ('input_size', 'output_size', 'crc32', 'output_crc32')
+
+    def __init__(self, input_size, output_size, crc32, output_crc32):
+        self.input_size = input_size
+        self.output_size = output_size
+        self.crc32 = crc32
+        self.output_crc32 = output_crc32
+
+    def __repr__(self):
+        return 'GzipStats(input_size=%d, output_size=%d, crc32=%#010x)' % (
+            self.input_size, self.output_size, self.crc32)
+
+
+def gzip_header(name=b'', mtime=0, level=9):
+    """The 10-byte header, plus the NUL-terminated original name like gzip's."""
+    flags = _FLAG_FNAME if name else 0
+    extra_flags = 2 if level == 9 else (4 if level == 1 else 0)
+    header = GZIP_MAGIC + struct.pack('<BBIBB', 8, flags, int(mtime) & 0xFFFFFFFF, extra_flags, _OS_UNIX)
+    if name:
+        header += name.replace(b'\x00', b'') + b'\x00'
+    return header
+
+
+def gzip_trailer(crc, size):
+    return struct.pack('<II', crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+
+
+def deflate_block(block, dictionary, level, last):
+    """Raw deflate of one block, primed with the preceding input."""
+    if dictionary:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL,
+                                      zlib.Z_DEFAULT_STRATEGY, dictionary)
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head = compressor.compress(block)
+    tail = compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return head + tail if head else tail
+
+
+def read_block(fd, size):
+    """Read exactly ``size`` bytes unless the file ends first."""
+    data = os.read(fd, size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    missing = size - len(data)
+    while missing:
+        more = os.read(fd, missing)
+        if not more:
+            break
+        parts.append(more)
+        missing -= len(more)
+    return b''.join(parts)
+
+
+def _advise_sequential(fd):
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    except (AttributeError, OSError):
+        pass
+
+
+def _advise_willneed(fd, offset):
+    # Start the kernel's read-ahead well before the reader gets there, so a
+    # cold file on a real disk is read while the workers deflate.
+    try:
+        os.posix_fadvise(fd, offset, _READ_ADVICE_CHUNK, os.POSIX_FADV_WILLNEED)
+    except (AttributeError, OSError):
+        pass
+
+
+class _StreamWriter(object):
+    """Writes the stream in order, checks the limit and inflates it back."""
+
+    def __init__(self, write, limit):
+        self._write = write
+        self._limit = limit
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.size = 0
+        self.crc = 0
+        self.inflated_size = 0
+        self.inflated_crc = 0
+
+    def emit(self, chunk):
+        if self._limit is not None and self.size + len(chunk) > self._limit:
+            raise OutputLimitExceeded(self._limit)
+        self._write(chunk)
+        self.size += len(chunk)
+        self.crc = zlib.crc32(chunk, self.crc)
+
+    def emit_deflate(self, chunk):
+        self.emit(chunk)
+        # One block of output per call: bounded by BLOCK_SIZE.
+        inflated = self._inflater.decompress(chunk)
+        self.inflated_size += len(inflated)
+        self.inflated_crc = zlib.crc32(inflated, self.inflated_crc)
+
+    def check(self, crc, size):
+        inflater = self._inflater
+        if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+            raise VerificationError('the deflate stream does not end where it should')
+        if self.inflated_crc != crc or self.inflated_size != size:
+            raise VerificationError(
+                'inflated %d bytes with CRC-32 %#010x, read %d bytes with CRC-32 %#010x'
+                % (self.inflated_size, self.inflated_crc, size, crc))
+
+
+def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'', mtime=0,
+                    block_size=BLOCK_SIZE):
+    """Deflate ``read_fd`` from its current offset to EOF into one gzip member.
+
+    ``write`` receives the member in order, header to trailer.  With
+    ``max_output`` set, OutputLimitExceeded is raised before a byte beyond it
+    is passed to ``write``.  Returns GzipStats after the stream has been
+    inflated again and found equal (CRC-32 and length) to what was read.
+    """
+    from .sysinfo import usable_cpus  # avoid a cycle at import time
+
+    threads = threads or usable_cpus()
+    in_flight_max = 2 * threads
+    writer = _StreamWriter(write, max_output)
+    writer.emit(gzip_header(name, mtime, level))
+    _advise_sequential(read_fd)
+
+    crc = 0
+    size = 0
+    dictionary = b''
+    pending = deque()
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
+        block = read_block(read_fd, block_size)
+        while True:
+            next_block = read_block(read_fd, block_size) if len(block) == block_size else b''
+            last = not next_block
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+            if size % _READ_ADVICE_CHUNK < block_size:
+                _advise_willneed(read_fd, size + _READ_ADVICE_CHUNK)
+            pending.append(pool.submit(deflate_block, block, dictionary, level, last))
+            dictionary = block[-DICTIONARY_SIZE:] if len(block) >= DICTIONARY_SIZE \
+                else (dictionary + block)[-DICTIONARY_SIZE:]
+            while pending and (last or len(pending) >= in_flight_max):
+                writer.emit_deflate(pending.popleft().result())
+            if last:
+                break
+            block = next_block
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+    writer.check(crc, size)
+    writer.emit(gzip_trailer(crc, size))
+    return GzipStats(size, writer.size, crc, writer.crc)
+
+
+def inflate_member(read, chunk_size=BLOCK_SIZE):
+    """Inflate one gzip member read through ``read(n)``; return (crc32, size).
+
+    Used to verify what was stored.  Raises VerificationError unless the data
+    is exactly one member whose trailer matches its content.
+    """
+    header = read(10)
+    if len(header) < 10 or header[:3] != GZIP_MAGIC + b'\x08':
+        raise VerificationError('not a gzip member')
+    flags = header[3]
+    if flags & 0xE0 or flags & 0x07:
+        # We only ever write FNAME; anything else is not our stream.
+        raise VerificationError('unexpected gzip header flags %#x' % flags)
+    if flags & _FLAG_FNAME:
+        while True:
+            byte = read(1)
+            if not byte:
+                raise VerificationError('truncated gzip header')
+            if byte == b'\x00':
+                break
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    crc = 0
+    size = 0
+    while not inflater.eof:
+        chunk = read(chunk_size)
+        if not chunk:
+            raise VerificationError('truncated deflate stream')
+        data = inflater.decompress(chunk, chunk_size)
+        while True:
+            crc = zlib.crc32(data, crc)
+            size += len(data)
+            if not inflater.unconsumed_tail:
+                break
+            data = inflater.decompress(inflater.unconsumed_tail, chunk_size)
+    trailer = inflater.unused_data + read(8)
+    if len(trailer) < 8:
+        raise VerificationError('truncated gzip trailer')
+    if trailer[8:] or read(1):
+        raise VerificationError('data after the gzip member')
+    stored_crc, stored_size = struct.unpack('<II', trailer[:8])
+    if stored_crc != crc or stored_size != size & 0xFFFFFFFF:
+        raise VerificationError('gzip trailer does not match the content')
+    return crc, size

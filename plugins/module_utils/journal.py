@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The crash journal: a verified compressed copy kept outside the process.
+
+From the first destructive write until the .gz is durable, the compressed
+stream lives in ``<dir>/sre.cmemgzip/<key>.gz`` next to ``<key>.json``, its
+manifest.  The manifest is written last and atomically: a manifest on disk
+means its data file holds a complete, verified copy.  A data file without a
+manifest is an interrupted compression that never touched the original.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import errno
+import json
+import os
+import stat
+import zlib
+
+from .safe_fs import fsync_dir, open_dir_nofollow
+
+SUBDIR = 'sre.cmemgzip'
+MANIFEST_VERSION = 1
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_COPY_CHUNK = 4 * 1024 * 1024
+
+
+class JournalUnsafe(Exception):
+    """The journal directory exists but someone else could tamper with it."""
+
+
+class Journal(object):
+    """One journal directory (``<base>/sre.cmemgzip``), opened safely."""
+
+    def __init__(self, base_dir):
+        self.base_dir = base_dir
+        self.path = os.path.join(base_dir, SUBDIR)
+        self._dir_fd = None
+
+    def open(self, create):
+        """Open the directory; create it 0700 when asked.  False if absent."""
+        if self._dir_fd is not None:
+            return True
+        base_fd = open_dir_nofollow(os.path.realpath(self.base_dir))
+        try:
+            if create:
+                try:
+                    os.mkdir(SUBDIR, 0o700, dir_fd=base_fd)
+                except OSError as exc:
+                    if exc.errno != errno.EEXIST:
+                        raise
+            try:
+                fd = os.open(SUBDIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=base_fd)
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                    if exc.errno != errno.ENOENT:
+                        raise JournalUnsafe('%s is not a directory' % self.path)
+                    return False
+                raise
+        finally:
+            os.close(base_fd)
+        st = os.fstat(fd)
+        # /dev/shm is world-writable: a directory planted there by another
+        # user must never receive our copies of root-only files.
+        if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            os.close(fd)
+            raise JournalUnsafe('%s is not private to uid %d (owner %d, mode %o)'
+                                % (self.path, os.geteuid(), st.st_uid, stat.S_IMODE(st.st_mode)))
+        self._dir_fd = fd
+        return True
+
+    def close(self):
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    def available_bytes(self):
+        stats = os.statvfs(self.base_dir)
+        return stats.f_bavail * stats.f_frsize
+
+    def create(self, key):
+        fd = os.open(key + '.gz', _CREATE_FLAGS, 0o600, dir_fd=self._dir_fd)
+        return JournalEntry(self, key, fd)
+
+    def entries(self):
+        """(committed entries, keys of data files without a manifest)."""
+        names = os.listdir(self._dir_fd)
+        manifests = sorted(name[:-5] for name in names if name.endswith('.json'))
+        orphans = [name[:-3] for name in names if name.endswith('.gz') and name[:-3] not in manifests]
+        return [JournalEntry.load(self, key) for key in manifests], orphans
+
+    def remove(self, key):
+        for name in (key + '.json', key + '.gz', key + '.json.tmp'):
+            try:
+                os.unlink(name, dir_fd=self._dir_fd)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+        fsync_dir(self._dir_fd)
+
+    def data_path(self, key):
+        return os.path.join(self.path, key + '.gz')
+
+
+class JournalEntry(object):
+    """One compressed copy and, once committed, its manifest."""
+
+    def __init__(self, journal, key, fd=None, manifest=None):
+        self.journal = journal
+        self.key = key
+        self._fd = fd
+        self.manifest = manifest
+
+    @classmethod
+    def load(cls, journal, key):
+        try:
+            fd = os.open(key + '.json', os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=journal._dir_fd)
+            with os.fdopen(fd) as handle:
+                manifest = json.load(handle)
+        except (OSError, IOError, ValueError) as exc:
+            manifest = {'error': 'unreadable manifest: %s' % exc}
+        return cls(journal, key, manifest=manifest)
+
+    @property
+    def data_path(self):
+        return self.journal.data_path(self.key)
+
+    def write(self, chunk):
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def stored_crc(self):
+        """CRC-32 and size of the data file as stored."""
+        fd = self.open_data()
+        try:
+            crc = 0
+            size = 0
+            while True:
+                chunk = os.read(fd, _COPY_CHUNK)
+                if not chunk:
+                    return crc, size
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+
+    def open_data(self):
+        return os.open(self.key + '.gz', os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.journal._dir_fd)
+
+    def commit(self, manifest):
+        """Make the data durable, then publish the manifest atomically."""
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        tmp = self.key + '.json.tmp'
+        fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=self.journal._dir_fd)
+        with os.fdopen(fd, 'w') as handle:
+            json.dump(manifest, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, self.key + '.json', src_dir_fd=self.journal._dir_fd, dst_dir_fd=self.journal._dir_fd)
+        fsync_dir(self.journal._dir_fd)
+        self.manifest = manifest
+
+    def discard(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.journal.remove(self.key)

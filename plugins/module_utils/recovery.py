@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Finish or roll back what an interrupted run left in the journal.
+
+The manifest says which inode the copy belongs to.  Where that inode is now
+tells how far the run got: still under its original name means the rename,
+the first destructive step, never happened; under NAME.gz means the rewrite
+may be partial, and the verified copy finishes it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import errno
+import os
+
+from .replace import ReplaceIncomplete, choose_strategy, rewrite_inode
+from .safe_fs import open_dir_nofollow, open_regular, stat_nofollow
+from .sysinfo import MountTable
+
+
+def _result(manifest, action, reason, detail, **extra):
+    path = os.path.join(manifest.get('dir', '?'), manifest.get('name', '?'))
+    result = {
+        'path': path,
+        'dest': path + '.gz',
+        'action': action,
+        'reason': reason,
+        'detail': detail,
+        'original_size': manifest.get('size'),
+        'compressed_size': manifest.get('compressed_size'),
+        'bytes_saved': 0,
+        'strategy': None,
+    }
+    result.update(extra)
+    return result
+
+
+def _same_inode(st, manifest):
+    return st is not None and st.st_dev == manifest['dev'] and st.st_ino == manifest['ino']
+
+
+def recover_entry(entry, check_mode, mounts=None):
+    """Handle one committed journal entry; return a file result."""
+    manifest = entry.manifest
+    if 'error' in manifest:
+        return _result(manifest, 'failed', 'journal_unreadable',
+                       '%s; the copy is at %s' % (manifest['error'], entry.data_path))
+    try:
+        dir_fd = open_dir_nofollow(manifest['dir'])
+    except OSError as exc:
+        return _orphaned(entry, 'its directory cannot be opened: %s' % exc.strerror)
+    try:
+        if _same_inode(stat_nofollow(dir_fd, manifest['name']), manifest):
+            if not check_mode:
+                entry.discard()
+            return _result(manifest, 'would_recover' if check_mode else 'recovered', 'rolled_back',
+                           'an interrupted run had not changed the file; dropped its journal copy')
+        if _same_inode(stat_nofollow(dir_fd, manifest['dest']), manifest):
+            return _finish(entry, dir_fd, check_mode, mounts or MountTable())
+        return _orphaned(entry, 'the file is neither at its name nor at its .gz name')
+    finally:
+        os.close(dir_fd)
+
+
+def _orphaned(entry, why):
+    return _result(entry.manifest, 'failed', 'journal_orphaned',
+                   '%s; the verified compressed copy is kept at %s' % (why, entry.data_path))
+
+
+def _finish(entry, dir_fd, check_mode, mounts):
+    manifest = entry.manifest
+    stored = entry.stored_crc()
+    if stored != (manifest['compressed_crc32'], manifest['compressed_size']):
+        return _result(manifest, 'failed', 'journal_corrupt',
+                       'the journal copy at %s does not match its manifest; the file %s is left as it is'
+                       % (entry.data_path, manifest['dest']))
+    if check_mode:
+        return _result(manifest, 'would_recover', 'finished', 'an interrupted run would be finished from the journal')
+    try:
+        fd = open_regular(dir_fd, manifest['dest'], writable=True)
+    except OSError as exc:
+        return _result(manifest, 'failed', 'error', 'cannot open %s: %s' % (manifest['dest'], exc.strerror))
+    try:
+        st = os.fstat(fd)
+        if not _same_inode(st, manifest):
+            return _orphaned(entry, 'the .gz name changed hands while we looked')
+        mount = mounts.find(os.path.join(manifest['dir'], manifest['dest']), st.st_dev)
+        strategy = rewrite_inode(fd, entry, choose_strategy(mount.fstype if mount else None, st))
+        after = os.fstat(fd)
+    except ReplaceIncomplete as exc:
+        return _result(manifest, 'failed', 'error', str(exc))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return _orphaned(entry, str(exc))
+        raise
+    finally:
+        os.close(fd)
+    entry.discard()
+    return _result(manifest, 'recovered', 'finished',
+                   'finished the compression an interrupted run had started',
+                   bytes_saved=max(0, manifest.get('allocated', 0) - after.st_blocks * 512),
+                   strategy=strategy)
