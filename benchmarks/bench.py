@@ -252,7 +252,7 @@ def measure(argv, stdout_path, env=None, stdin_devnull=True, timeout=RUN_TIMEOUT
             CURRENT_CHILD["pid"] = None
         wall = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    maxrss = None
+    maxrss = 0  # 0 = unknown (GNU time wrote nothing)
     try:
         words = open(rusage_file).read().split()
         maxrss = int(words[-2]) * 1024
@@ -302,7 +302,6 @@ class Bench:
         self.runs = []          # every run, raw
         self.verified = set()   # (tool, input, level) whose zcat sha256 was checked
         self.absent = {}        # tool -> reason while it is not there
-        self.stderr_path = os.path.join(ws.shm, "stderr.txt")
 
     # ---- per tool ---------------------------------------------------------
 
@@ -355,7 +354,9 @@ class Bench:
         env.update({
             "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
             "ANSIBLE_HOME": ANSIBLE_HOME,
-            "ANSIBLE_STDOUT_CALLBACK": "json",
+            # ansible-core has no 'json' callback (it is ansible.posix.json):
+            # 'minimal' prints "localhost | CHANGED => {json}", parsed below.
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_LOCALHOST_WARNING": "False",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
@@ -367,9 +368,9 @@ class Bench:
         res = None
         raw = open(stdout, "rb").read().decode(errors="replace")
         try:
-            doc = json.loads(raw[raw.index("{"):])
-            res = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]
-        except (ValueError, KeyError, IndexError, TypeError):
+            start = raw.index("{", raw.index("localhost | "))
+            res, _ = json.JSONDecoder().raw_decode(raw[start:])
+        except (ValueError, TypeError):
             pass
         m["module_result"] = _slim(res) if res is not None else None
         if res is None:
@@ -460,7 +461,7 @@ class Bench:
         status = rec.get("na") or rec.get("error") or "ok"
         log("%-8s L%d %-12s run %d: %6.2fs cpu %6.2fs rss %6.1f MiB out %s  %s" % (
             tool, level, inp["label"], rnd + 1, rec.get("wall", 0), rec.get("cpu", 0),
-            rec.get("maxrss", 0) / MiB, rec.get("output_size", "-"), status[:200]))
+            (rec.get("maxrss") or 0) / MiB, rec.get("output_size", "-"), status[:200]))
         return rec
 
 
@@ -501,11 +502,15 @@ def summarize(runs, inputs):
             row["verified"] = any(r.get("zcat_sha256_ok") for r in ok) and \
                 all(r.get("gzip_t") for r in ok)
             if tool == "engine":
-                row["engine_seconds"] = statistics.median(
-                    r["engine"].get("seconds", 0) for r in ok)
                 row["bound"] = row["output_size"] + ENGINE_SLACK
                 row["ram_used"] = row["maxrss"] + row["output_size"]  # RSS + journal on /dev/shm
                 row["within_bound"] = row["ram_used"] <= row["bound"]
+            own = [r["engine"].get("seconds") if tool == "engine" else
+                   ((r.get("module_result") or {}).get("files") or [{}])[0].get("seconds")
+                   if tool == "module" else None for r in ok]
+            own = [x for x in own if x is not None]
+            if own:
+                row["own_seconds"] = statistics.median(own)
             if tool == "module":
                 row["rss_source"] = ok[-1].get("rss_source", "wait4 (ansible process tree)")
                 row["tree_maxrss"] = max(r.get("tree_maxrss", r["maxrss"]) for r in ok)
@@ -533,13 +538,13 @@ def fmt_mib(n):
 
 
 def table(rows, markdown):
-    head = ["tool", "level", "input", "wall s (median)", "vs pigz", "CPU s",
+    head = ["tool", "level", "input", "wall s (median)", "vs pigz", "own s", "CPU s",
             "output MiB", "vs gzip", "ratio", "peak RSS MiB", "engine RAM / bound MiB", "verified"]
     lines = []
     for r in rows:
         if "wall" not in r:
             why = r.get("na") or "; ".join(r.get("errors", []))[:80] or "?"
-            cells = [r["tool"], str(r["level"]), r["input"], "n/a", "", "", "", "", "", "", "",
+            cells = [r["tool"], str(r["level"]), r["input"], "n/a", "", "", "", "", "", "", "", "",
                      ("n/a: " if "na" in r else "FAILED: ") + why]
         else:
             bound = ""
@@ -552,8 +557,9 @@ def table(rows, markdown):
             verified = "yes" if r.get("verified") and not r.get("errors") else \
                 "FAILED: " + "; ".join(r.get("errors", ["not verified"]))[:80]
             cells = [r["tool"], str(r["level"]), r["input"],
-                     "%.2f" % r["wall"] + ("" if r["runs"] > 1 else ""),
+                     "%.2f" % r["wall"],
                      "%.2fx" % r["vs_pigz"] if "vs_pigz" in r else "",
+                     "%.2f" % r["own_seconds"] if "own_seconds" in r else "",
                      "%.2f" % r["cpu"],
                      "%.2f" % (r["output_size"] / MiB),
                      "%.4fx" % r["vs_gzip"] if "vs_gzip" in r else "",

@@ -21,10 +21,10 @@ import time
 from . import open_files
 from .discovery import Discovery
 from .formats import LONGEST_MAGIC, compressed_format
-from .gzip_member import OutputLimitExceeded, VerificationError, compress_stream
+from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
 from .journal import Journal, JournalUnsafe
 from .recovery import recover_entry
-from .replace import ReplaceIncomplete, choose_strategy, replace
+from .replace import NotStarted, ReplaceIncomplete, choose_strategy, replace
 from .safe_fs import FileBusy, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
 from .sysinfo import RAM_FSTYPES, MountTable, filesystem_usage, memory_available, peak_rss, usable_cpus
 
@@ -285,9 +285,15 @@ class Run(object):
         except FileBusy:
             raise Skip('open', 'opened by another process (the kernel refused a write lease)')
 
-    def _deflate(self, candidate, st, fd, write, cap):
-        return compress_stream(fd, write, level=self.options.level, threads=self.threads, max_output=cap,
-                               name=os.fsencode(candidate.name), mtime=int(st.st_mtime))
+    def _deflate(self, candidate, st, fd, write, cap, lease=None):
+        # A broken lease means another process waits in open() for us: stop
+        # at once rather than after the whole file.
+        cancelled = (lambda: lease.broken) if lease is not None and lease.held else None
+        try:
+            return compress_stream(fd, write, level=self.options.level, threads=self.threads, max_output=cap,
+                                   name=os.fsencode(candidate.name), mtime=int(st.st_mtime), cancelled=cancelled)
+        except Cancelled:
+            raise Skip('open', 'another process opened the file while it was compressed')
 
     def _measure(self, candidate, st, fd, choice):
         sink = _CountingSink()
@@ -308,7 +314,7 @@ class Run(object):
         committed = False
         try:
             try:
-                stats = self._deflate(candidate, st, fd, entry.write, choice.cap)
+                stats = self._deflate(candidate, st, fd, entry.write, choice.cap, lease)
             except OutputLimitExceeded:
                 raise self._cap_skip(choice)
             except OSError as exc:
@@ -341,11 +347,11 @@ class Run(object):
             committed = True
             try:
                 strategy = replace(dir_fd, candidate.name, candidate.dest_name, fd, entry, strategy)
-            except OSError as exc:
-                if exc.errno == errno.EEXIST:
-                    entry.discard()
+            except NotStarted as exc:
+                entry.discard()
+                if exc.error.errno == errno.EEXIST:
                     raise Skip('dest_exists', '%s appeared just before the rename' % candidate.dest)
-                raise
+                raise exc.error
             after = os.fstat(fd)
             entry.discard()
         except BaseException:
@@ -420,7 +426,9 @@ class Run(object):
                 totals['original_size'] += item.get('original_size') or 0
                 totals['compressed_size'] += item.get('compressed_size') or 0
                 totals['bytes_saved'] += item.get('bytes_saved') or 0
-        changed = bool(totals['compressed'] or totals['recovered'])
+        # In check mode, Ansible's convention: report the change that would be made.
+        changed = bool(totals['compressed'] or totals['recovered'] or totals['would_compress']
+                       or totals['would_recover'])
         verb = 'would free' if self.options.check_mode else 'freed'
         msg = '%s %d bytes: %d compressed, %d recovered, %d would compress, %d skipped, %d failed' % (
             verb, totals['bytes_saved'], totals['compressed'], totals['recovered'], totals['would_compress'],

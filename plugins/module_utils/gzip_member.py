@@ -43,6 +43,10 @@ class OutputLimitExceeded(Exception):
         self.limit = limit
 
 
+class Cancelled(Exception):
+    """The caller's ``cancelled()`` said stop."""
+
+
 class VerificationError(Exception):
     """The compressed stream does not expand to the bytes that were read."""
 
@@ -156,12 +160,13 @@ class _StreamWriter(object):
 
 
 def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'', mtime=0,
-                    block_size=BLOCK_SIZE):
+                    block_size=BLOCK_SIZE, cancelled=None):
     """Deflate ``read_fd`` from its current offset to EOF into one gzip member.
 
     ``write`` receives the member in order, header to trailer.  With
     ``max_output`` set, OutputLimitExceeded is raised before a byte beyond it
-    is passed to ``write``.  Returns GzipStats after the stream has been
+    is passed to ``write``.  ``cancelled()``, when given, is asked before
+    each block; Cancelled is raised as soon as it is true.  Returns GzipStats after the stream has been
     inflated again and found equal (CRC-32 and length) to what was read.
     """
     from .sysinfo import usable_cpus  # avoid a cycle at import time
@@ -180,6 +185,8 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     try:
         block = read_block(read_fd, block_size)
         while True:
+            if cancelled is not None and cancelled():
+                raise Cancelled()
             next_block = read_block(read_fd, block_size) if len(block) == block_size else b''
             last = not next_block
             crc = zlib.crc32(block, crc)
@@ -202,48 +209,3 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     writer.check(crc, size)
     writer.emit(gzip_trailer(crc, size))
     return GzipStats(size, writer.size, crc, writer.crc)
-
-
-def inflate_member(read, chunk_size=BLOCK_SIZE):
-    """Inflate one gzip member read through ``read(n)``; return (crc32, size).
-
-    Used to verify what was stored.  Raises VerificationError unless the data
-    is exactly one member whose trailer matches its content.
-    """
-    header = read(10)
-    if len(header) < 10 or header[:3] != GZIP_MAGIC + b'\x08':
-        raise VerificationError('not a gzip member')
-    flags = header[3]
-    if flags & 0xE0 or flags & 0x07:
-        # We only ever write FNAME; anything else is not our stream.
-        raise VerificationError('unexpected gzip header flags %#x' % flags)
-    if flags & _FLAG_FNAME:
-        while True:
-            byte = read(1)
-            if not byte:
-                raise VerificationError('truncated gzip header')
-            if byte == b'\x00':
-                break
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    crc = 0
-    size = 0
-    while not inflater.eof:
-        chunk = read(chunk_size)
-        if not chunk:
-            raise VerificationError('truncated deflate stream')
-        data = inflater.decompress(chunk, chunk_size)
-        while True:
-            crc = zlib.crc32(data, crc)
-            size += len(data)
-            if not inflater.unconsumed_tail:
-                break
-            data = inflater.decompress(inflater.unconsumed_tail, chunk_size)
-    trailer = inflater.unused_data + read(8)
-    if len(trailer) < 8:
-        raise VerificationError('truncated gzip trailer')
-    if trailer[8:] or read(1):
-        raise VerificationError('data after the gzip member')
-    stored_crc, stored_size = struct.unpack('<II', trailer[:8])
-    if stored_crc != crc or stored_size != size & 0xFFFFFFFF:
-        raise VerificationError('gzip trailer does not match the content')
-    return crc, size

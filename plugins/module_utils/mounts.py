@@ -437,7 +437,7 @@ def read_meminfo(path=MEMINFO):
     info = {}
     with open(path) as f:
         for line in f:
-            key, _, rest = line.partition(':')
+            key, dummy, rest = line.partition(':')
             parts = rest.split()
             if not parts:
                 continue

@@ -17,7 +17,7 @@ import errno
 import os
 
 from .replace import ReplaceIncomplete, choose_strategy, rewrite_inode
-from .safe_fs import open_dir_nofollow, open_regular, stat_nofollow
+from .safe_fs import fsync_dir, open_dir_nofollow, open_regular, rename_noreplace, stat_nofollow
 from .sysinfo import MountTable
 
 
@@ -53,16 +53,27 @@ def recover_entry(entry, check_mode, mounts=None):
     except OSError as exc:
         return _orphaned(entry, 'its directory cannot be opened: %s' % exc.strerror)
     try:
-        if _same_inode(stat_nofollow(dir_fd, manifest['name']), manifest):
+        at_name = stat_nofollow(dir_fd, manifest['name'])
+        if _same_inode(at_name, manifest) and _untouched(at_name, manifest):
             if not check_mode:
                 entry.discard()
             return _result(manifest, 'would_recover' if check_mode else 'recovered', 'rolled_back',
                            'an interrupted run had not changed the file; dropped its journal copy')
+        if _same_inode(at_name, manifest):
+            # Rewritten under its old name (no room for the rename), not yet renamed.
+            return _finish(entry, dir_fd, manifest['name'], check_mode, mounts or MountTable())
         if _same_inode(stat_nofollow(dir_fd, manifest['dest']), manifest):
-            return _finish(entry, dir_fd, check_mode, mounts or MountTable())
+            return _finish(entry, dir_fd, manifest['dest'], check_mode, mounts or MountTable())
         return _orphaned(entry, 'the file is neither at its name nor at its .gz name')
     finally:
         os.close(dir_fd)
+
+
+def _untouched(st, manifest):
+    # Every write changes the mtime and the rewrite ends by restoring it after
+    # a truncate to the compressed size: size and mtime both as recorded
+    # means no byte was written.
+    return st.st_size == manifest['size'] and st.st_mtime_ns == manifest['mtime_ns']
 
 
 def _orphaned(entry, why):
@@ -70,7 +81,7 @@ def _orphaned(entry, why):
                    '%s; the verified compressed copy is kept at %s' % (why, entry.data_path))
 
 
-def _finish(entry, dir_fd, check_mode, mounts):
+def _finish(entry, dir_fd, current_name, check_mode, mounts):
     manifest = entry.manifest
     stored = entry.stored_crc()
     if stored != (manifest['compressed_crc32'], manifest['compressed_size']):
@@ -80,22 +91,25 @@ def _finish(entry, dir_fd, check_mode, mounts):
     if check_mode:
         return _result(manifest, 'would_recover', 'finished', 'an interrupted run would be finished from the journal')
     try:
-        fd = open_regular(dir_fd, manifest['dest'], writable=True)
+        fd = open_regular(dir_fd, current_name, writable=True)
     except OSError as exc:
-        return _result(manifest, 'failed', 'error', 'cannot open %s: %s' % (manifest['dest'], exc.strerror))
+        return _result(manifest, 'failed', 'error', 'cannot open %s: %s' % (current_name, exc.strerror))
     try:
         st = os.fstat(fd)
         if not _same_inode(st, manifest):
-            return _orphaned(entry, 'the .gz name changed hands while we looked')
-        mount = mounts.find(os.path.join(manifest['dir'], manifest['dest']), st.st_dev)
+            return _orphaned(entry, '%s changed hands while we looked' % current_name)
+        mount = mounts.find(manifest['dir'], st.st_dev)
         strategy = rewrite_inode(fd, entry, choose_strategy(mount.fstype if mount else None, st))
         after = os.fstat(fd)
+        if current_name != manifest['dest']:
+            rename_noreplace(dir_fd, current_name, dir_fd, manifest['dest'])
+            fsync_dir(dir_fd)
     except ReplaceIncomplete as exc:
         return _result(manifest, 'failed', 'error', str(exc))
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return _orphaned(entry, str(exc))
-        raise
+        return _result(manifest, 'failed', 'error', '%s; the verified copy stays at %s' % (exc, entry.data_path))
     finally:
         os.close(fd)
     entry.discard()

@@ -33,6 +33,14 @@ class ReplaceIncomplete(Exception):
     """The inode could not be rewritten; the journal still has the copy."""
 
 
+class NotStarted(Exception):
+    """The replacement failed before its first change to the file."""
+
+    def __init__(self, error):
+        super(NotStarted, self).__init__(str(error))
+        self.error = error
+
+
 def choose_strategy(fstype, st):
     from .sysinfo import COPY_ON_WRITE_FSTYPES
     if fstype in COPY_ON_WRITE_FSTYPES:
@@ -125,9 +133,27 @@ def replace(dir_fd, name, dest, fd, entry, strategy):
     """Rename ``name`` to ``dest`` (never replacing), then rewrite the inode.
 
     The rename comes first so that an existing ``dest`` stops us before any
-    byte changes.  Returns the strategy that worked.
+    byte changes (NotStarted).  Returns the strategy that worked.
     """
-    rename_noreplace(dir_fd, name, dir_fd, dest)
+    try:
+        rename_noreplace(dir_fd, name, dir_fd, dest)
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise NotStarted(exc)
+        # The directory needs a block for the new name and the filesystem
+        # has none (btrfs keeps names in metadata, which fills up too).
+        # The file's own blocks are the space we can free: compress under
+        # the old name first.  Recovery tells this state from an untouched
+        # original by size and mtime.
+        strategy = rewrite_inode(fd, entry, strategy)
+        try:
+            rename_noreplace(dir_fd, name, dir_fd, dest)
+        except OSError as again:
+            raise ReplaceIncomplete('%s holds the compressed data but could not be renamed to %s: %s; '
+                                    'a rerun renames it, the verified copy stays at %s'
+                                    % (name, dest, again.strerror, entry.data_path))
+        fsync_dir(dir_fd)
+        return strategy
     fsync_dir(dir_fd)
     strategy = rewrite_inode(fd, entry, strategy)
     fsync_dir(dir_fd)

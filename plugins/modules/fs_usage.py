@@ -14,8 +14,8 @@ short_description: Measure the local filesystems and memory of a host, even when
 version_added: 0.1.0
 description:
   - Reads C(/proc/self/mountinfo) of the managed host, keeps its local filesystems and measures each
-    one with C(statvfs): bytes, inodes, percentages, read-only state, and whether it is past the
-    thresholds O(max_used_pct) and O(max_inodes_used_pct).
+    one with C(statvfs) (bytes, inodes, percentages, read-only state, and whether it is past the
+    thresholds O(max_used_pct) and O(max_inodes_used_pct)).
   - Overlay roots of containers, C(tmpfs) (including a full C(/tmp)), ext2/3/4, xfs, btrfs, zfs, f2fs,
     vfat and other local filesystems are measured.
   - Pseudo filesystems (proc, sysfs, cgroup, devpts, devtmpfs, debugfs, tracefs, ...), mount points
@@ -23,10 +23,10 @@ description:
     filesystems (nfs*, cifs, smb3, sshfs, 9p, ceph, glusterfs, fuse.*, ...) are excluded and never
     passed to C(statvfs), so a dead NFS server cannot hang the module. O(include_fstypes) overrides
     these exclusions.
-  - Mounts of the same filesystem (bind mounts, btrfs subvolumes: same device number) are reported once,
+  - Mounts of the same filesystem (bind mounts, btrfs subvolumes; same device number) are reported once,
     under the mount of the filesystem's root or else the shortest mount point; the other mount points are
     listed in RV(filesystems[].bind_mounts). Over-mounted (hidden) mounts are excluded.
-  - C(/dev/shm) is reported like any tmpfs, flagged RV(filesystems[].scratch=true): it is the RAM
+  - C(/dev/shm) is reported like any tmpfs, flagged RV(filesystems[].scratch=true), since it is the RAM
     scratch space the C(sre.cmemgzip.cmemgzip) module keeps its journal in.
   - Also returns the memory this process may use (C(MemAvailable), cgroup v2 or v1 memory limit and
     headroom) and the free space of C(/dev/shm).
@@ -34,7 +34,7 @@ description:
     enables pipelining and puts C(TMPDIR=/dev/shm) in its environment, so it starts on a host whose
     C(/), C(/tmp) and home directory have no free byte, without fact gathering.
 author:
-  - sre.cmemgzip contributors
+  - sre.cmemgzip developers (@sre)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -84,7 +84,7 @@ options:
     default: []
   paths:
     description:
-      - Paths (shell globs allowed) to locate: RV(paths) tells for each one whether it exists and which
+      - Paths (shell globs allowed) to locate. RV(paths) tells for each one whether it exists and which
         reported filesystem holds it. Used by the P(sre.cmemgzip.rescue#role) role to know which of its roots
         lie on a full filesystem.
     type: list
@@ -135,6 +135,18 @@ changed:
   returned: always
   type: bool
   sample: false
+check_mode:
+  description:
+    - Whether the module ran in check mode. Lets a role know it runs as a survey even when check mode comes from
+      the C(check_mode) keyword of a play or block, which does not set C(ansible_check_mode).
+  returned: always
+  type: bool
+  sample: false
+msg:
+  description: "One line, such as C(1 of 3 filesystems full: /)."
+  returned: always
+  type: str
+  sample: "1 of 3 filesystems full: /"
 full:
   description: Mount points of the filesystems past a threshold.
   returned: always
@@ -225,7 +237,7 @@ filesystems:
       type: bool
       sample: false
     ram_backed:
-      description: A C(tmpfs) or C(ramfs): its files live in memory.
+      description: A C(tmpfs) or C(ramfs), whose files live in memory.
       type: bool
       sample: false
     scratch:
@@ -364,7 +376,7 @@ def run_module(module):
         msg = '%d of %d filesystems full: %s' % (len(full), len(result['filesystems']), ', '.join(full))
     else:
         msg = 'no full filesystem among %d' % len(result['filesystems'])
-    module.exit_json(changed=False, msg=msg, **result)
+    module.exit_json(changed=False, msg=msg, check_mode=module.check_mode, **result)
 
 
 def main():

@@ -75,29 +75,37 @@ SERVICE_USERS = (
     ("svclog", "adm", "/nonexistent"),
 )
 
-# The logs written into every host before it is filled.  expect: "compress"
-# or "skip" with the reason code of docs/CONTRACT.md.
+# The logs written into every host before it is filled (about 36 MiB: compressing
+# them frees about 30 MiB, over 25 % of every full kind, so a target_free of 15 %
+# is reachable).  Ages are above the rescue role's default active_age (10m).
+# expect: "compress" (must become NAME.gz, or be skipped with a documented reason),
+# "skip" (must stay as it is; reason: the code of docs/CONTRACT.md expected with the
+# default options) or "any" (either, but data, owner and mode intact).
 LOGS = (
-    {"path": "/var/log/app/access.log", "gen": "access", "size": 4 * MiB,
+    {"path": "/var/log/app/access.log", "gen": "access", "size": 8 * MiB,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 1800},
-    {"path": "/var/log/app/access.log.1", "gen": "access", "size": 3 * MiB,
+    {"path": "/var/log/app/access.log.1", "gen": "access", "size": 6 * MiB,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 86400 + 60},
-    {"path": "/var/log/app/access.log.2", "gen": "access", "size": 3 * MiB,
+    {"path": "/var/log/app/access.log.2", "gen": "access", "size": 6 * MiB,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 2 * 86400 + 60},
-    {"path": "/var/log/app/error.log", "gen": "error", "size": 2 * MiB,
+    {"path": "/var/log/app/error.log", "gen": "error", "size": 4 * MiB,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 3600},
-    {"path": "/var/log/syslog-like", "gen": "syslog", "size": 3 * MiB,
-     "user": "svclog", "group": "adm", "mode": 0o640, "age": 600},
-    {"path": "/var/log/syslog-like.1", "gen": "syslog", "size": 2 * MiB,
+    # the live syslog: no rotation suffix, so a remediation may rightly leave it alone
+    # (the rescue role's default patterns do); if it compresses it, it must do it right
+    {"path": "/var/log/syslog-like", "gen": "syslog", "size": 6 * MiB,
+     "user": "svclog", "group": "adm", "mode": 0o640, "age": 1200,
+     "expect": "any", "note": "live log without rotation suffix"},
+    {"path": "/var/log/syslog-like.1", "gen": "syslog", "size": 4 * MiB,
      "user": "svclog", "group": "adm", "mode": 0o640, "age": 86400 + 120},
     {"path": "/var/log/app/small.log", "gen": "access", "size": 256 * 1024,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 7200,
      "expect": "skip", "reason": "too_small"},
-    {"path": "/var/log/app/access.log.3.gz", "gen": "access-gz", "size": 1 * MiB,
+    # an old rotation, gzip -1 of 8 MiB (about 1.4 MB: above the default min_size of 1M)
+    {"path": "/var/log/app/access.log.3.gz", "gen": "access-gz", "size": 8 * MiB,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 3 * 86400 + 60,
      "expect": "skip", "reason": "already_compressed"},
 )
-LOG_GEN_VERSION = 1  # bump when the generators change (changes every sha256)
+LOG_GEN_VERSION = 3  # bump when the generators change (changes every sha256)
 
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 
@@ -112,13 +120,9 @@ def log(msg: str) -> None:
     print(f"fleet: {msg}", file=sys.stderr, flush=True)
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    kw.setdefault("check", True)
-    kw.setdefault("stdout", subprocess.PIPE)
-    kw.setdefault("stderr", subprocess.PIPE)
-    kw.setdefault("text", True)
+def run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(cmd, **kw)
+        return subprocess.run(cmd, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except subprocess.CalledProcessError as exc:
         raise FleetError(f"{' '.join(cmd)} failed (rc={exc.returncode}): {(exc.stderr or '').strip()}") from exc
 
@@ -240,7 +244,7 @@ def _timestamps(rng: random.Random, start: int, n: int) -> list[time.struct_time
 
 def _gen_access(rng: random.Random, start: int, n: int) -> list[str]:
     ips = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-           for _ in range(400)]
+           for _i in range(400)]
     tms = _timestamps(rng, start, n)
     ip = rng.choices(ips, k=n)
     meth = rng.choices(("GET", "GET", "GET", "POST", "HEAD", "PUT"), k=n)
@@ -343,7 +347,7 @@ def generate_log(gen: str, size: int, seed: str) -> bytes:
     base = 1764000000 - rng.randint(0, 30) * 86400  # Nov 2025
     if gen.endswith("-gz"):
         text = generate_log(gen[:-3], size, seed + ":plain")
-        return gzip.compress(text, compresslevel=6, mtime=0)
+        return gzip.compress(text, compresslevel=1, mtime=0)
     fn = _GENERATORS[gen]
     buf = io.StringIO()
     total, t = 0, base
@@ -361,29 +365,46 @@ def generate_log(gen: str, size: int, seed: str) -> bytes:
     return data
 
 
-def prepare_log_sources(state_dir: str) -> list[dict]:
-    """Generate every log once into DIR/.logsrc (shared by all hosts)."""
-    src_dir = os.path.join(state_dir, ".logsrc")
-    os.makedirs(src_dir, exist_ok=True)
-    meta_path = os.path.join(src_dir, "meta.json")
-    meta = read_json(meta_path)
-    if meta and meta.get("version") == LOG_GEN_VERSION and all(
-            os.path.exists(os.path.join(src_dir, e["src"])) for e in meta["logs"]):
-        return meta["logs"]
+def log_cache_dir() -> str:
+    """Where generated logs are kept between runs (same content every time)."""
+    return os.path.join(os.environ.get("CMZ_FLEET_CACHE", "/mnt/cmz-fleet-cache"), f"logsrc-v{LOG_GEN_VERSION}")
+
+
+def prepare_log_sources() -> tuple[str, list[dict]]:
+    """Generate every log once (cached in log_cache_dir(), shared by all hosts and runs)."""
+    src_dir = log_cache_dir()
+    meta = read_json(os.path.join(src_dir, "meta.json"))
+    cached = {e["path"]: e for e in meta["logs"]} if meta and meta.get("version") == LOG_GEN_VERSION else {}
+    if not all(spec["path"] in cached and cached[spec["path"]].get("gen") == [spec["gen"], spec["size"]]
+               and os.path.isfile(os.path.join(src_dir, cached[spec["path"]]["src"]))
+               and os.path.getsize(os.path.join(src_dir, cached[spec["path"]]["src"])) == cached[spec["path"]]["size"]
+               for spec in LOGS):
+        tmp = f"{src_dir}.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        cached = {}
+        for spec in LOGS:
+            data = generate_log(spec["gen"], spec["size"], spec["path"])
+            src = spec["path"].strip("/").replace("/", "__")
+            with open(os.path.join(tmp, src), "wb") as fh:
+                fh.write(data)
+            cached[spec["path"]] = {"path": spec["path"], "src": src, "size": len(data),
+                                    "sha256": hashlib.sha256(data).hexdigest(), "gen": [spec["gen"], spec["size"]]}
+        write_json(os.path.join(tmp, "meta.json"), {"version": LOG_GEN_VERSION, "logs": list(cached.values())})
+        shutil.rmtree(src_dir, ignore_errors=True)
+        try:
+            os.replace(tmp, src_dir)
+        except OSError:  # a concurrent run put it there first: same content
+            shutil.rmtree(tmp, ignore_errors=True)
     entries = []
     for spec in LOGS:
-        data = generate_log(spec["gen"], spec["size"], spec["path"])
-        src = spec["path"].strip("/").replace("/", "__")
-        with open(os.path.join(src_dir, src), "wb") as fh:
-            fh.write(data)
+        c = cached[spec["path"]]
         entries.append({
-            "path": spec["path"], "src": src, "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "path": spec["path"], "src": c["src"], "size": c["size"], "sha256": c["sha256"],
             "user": spec["user"], "group": spec["group"], "mode": spec["mode"], "age": spec["age"],
-            "expect": spec.get("expect", "compress"), "reason": spec.get("reason"),
+            "expect": spec.get("expect", "compress"), "reason": spec.get("reason"), "note": spec.get("note"),
         })
-    write_json(meta_path, {"version": LOG_GEN_VERSION, "logs": entries})
-    return entries
+    return src_dir, entries
 
 
 def ensure_service_users() -> None:
@@ -449,7 +470,7 @@ def _fill_inodes(root: str) -> int:
         try:
             fd = os.open(f"{d}/i{n:06d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            if exc.errno == ENOSPC_ERRNO:
+            if exc.errno == errno.ENOSPC:
                 break
             raise
         os.close(fd)
@@ -457,9 +478,6 @@ def _fill_inodes(root: str) -> int:
         if n > 10_000_000:
             raise FleetError("inode fill does not end")
     return n
-
-
-ENOSPC_ERRNO = errno.ENOSPC
 
 
 def host_init(state_dir: str, name: str) -> None:
@@ -520,7 +538,7 @@ def host_init(state_dir: str, name: str) -> None:
     import pwd
     logs = []
     now = int(time.time())
-    src_dir = os.path.join(state_dir, ".logsrc")
+    src_dir = spec["logsrc_dir"]
     for entry in spec["logs"]:
         dest = root + entry["path"]
         parent = os.path.dirname(dest)
@@ -539,7 +557,7 @@ def host_init(state_dir: str, name: str) -> None:
             "path": entry["path"], "sha256": entry["sha256"], "size": st.st_size,
             "uid": st.st_uid, "gid": st.st_gid, "user": entry["user"], "group": entry["group"],
             "mode": f"{stat.S_IMODE(st.st_mode):04o}", "mtime": int(st.st_mtime),
-            "expect": entry["expect"], "reason": entry["reason"],
+            "expect": entry["expect"], "reason": entry["reason"], "note": entry.get("note"),
         })
 
     filled = {}
@@ -619,7 +637,8 @@ def _ns_processes(manifest: dict) -> list[int]:
     ns = manifest.get("mnt_ns")
     if not ns or ns == mnt_ns_of("self") or ns == mnt_ns_of(1):
         return []
-    root = manifest["root"]
+    # our overlay, as every process of the namespace sees it (chrooted or not)
+    marker = f"upperdir={os.path.dirname(manifest['root'])}/fs/upper,"
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -631,7 +650,7 @@ def _ns_processes(manifest: dict) -> list[int]:
         try:
             with open(f"/proc/{entry}/mountinfo", encoding="utf-8") as fh:
                 # the namespace is ours only if it holds our overlay root
-                if not any(line.split()[4] == root for line in fh):
+                if not any(marker in line for line in fh):
                     continue
         except OSError:
             continue
@@ -722,7 +741,10 @@ def down_host(state_dir: str, name: str, timeout: float = 15.0) -> dict:
 def down(state_dir: str, names: list[str] | None = None) -> list[dict]:
     state_dir = check_state_dir(state_dir)
     todo = names or host_dirs(state_dir)
-    return [down_host(state_dir, n) for n in todo if os.path.isdir(os.path.join(state_dir, n))]
+    res = [down_host(state_dir, n) for n in todo if os.path.isdir(os.path.join(state_dir, n))]
+    if os.path.exists(os.path.join(state_dir, "inventory.yml")):
+        write_inventory(state_dir)  # only the hosts still up
+    return res
 
 
 def write_inventory(state_dir: str) -> str:
@@ -787,7 +809,7 @@ def up(state_dir: str, hosts: list[dict], timeout: float = 120.0) -> dict:
             raise FleetError(f"{h['addr']}:{h['port']} is already in use")
     ensure_service_users()
     ensure_client_key(state_dir)
-    logs = prepare_log_sources(state_dir)
+    logsrc_dir, logs = prepare_log_sources()
     parent_ns = mnt_ns_of("self")
     procs = {}
     try:
@@ -796,7 +818,7 @@ def up(state_dir: str, hosts: list[dict], timeout: float = 120.0) -> dict:
             shutil.rmtree(hdir, ignore_errors=True)
             os.makedirs(hdir, mode=0o700)
             kind = KINDS[h["kind"]]
-            spec = dict(h, root=os.path.join(hdir, "root"), parent_mnt_ns=parent_ns, logs=logs,
+            spec = dict(h, root=os.path.join(hdir, "root"), parent_mnt_ns=parent_ns, logs=logs, logsrc_dir=logsrc_dir,
                         upper_fs=kind["fs"], upper_size=kind["size"])
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h["name"],
                  "-f", os.path.join(hdir, "ssh_host_ed25519_key")])
@@ -878,7 +900,7 @@ def status(state_dir: str) -> dict:
 # -------------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start hosts")
     p_up.add_argument("--state-dir", required=True)

@@ -9,4 +9,13 @@ The full-filesystem fixtures live in fullfs.py (imported here so pytest sees
 them); other fixture sets (e.g. SSH hosts) can be added beside this import.
 """
 
-from fullfs import fullfs, fullfs_module, journal_dir, procs  # noqa: F401  (pytest fixtures)
+import os
+import sys
+
+# The helpers (fullfs.py, cmzrun.py) are imported by their bare names; this
+# also works under --import-mode=importlib, which does not touch sys.path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from fullfs import fullfs, fullfs_module, journal_dir  # noqa: E402,F401  (pytest fixtures)

@@ -28,8 +28,10 @@ import functools
 import hashlib
 import os
 import random
+import select
 import shutil
 import stat
+import struct
 import subprocess
 import tempfile
 import time
@@ -48,8 +50,10 @@ MNT_PREFIX = 'cmz-it-'
 IMAGE_PARENT = '/var/tmp'
 
 # Size of each filesystem kind (bytes).  xfs refuses images below 300 MiB
-# (xfsprogs 6.x); btrfs in --mixed mode accepts 16 MiB but a bit more room
-# keeps its metadata reservations sane.
+# (xfsprogs 6.x).  btrfs-progs 6.2 accepts 110 MiB without --mixed (of a
+# 128 MiB image about 47 MiB are data, the rest DUP metadata/system) and
+# 16 MiB with --mixed (data and metadata share chunks: when it is full, even a
+# rename fails with ENOSPC).
 DEFAULT_SIZES = {
     'tmpfs': 48 * MiB,
     'ext4': 64 * MiB,
@@ -61,20 +65,22 @@ DEFAULT_SIZES = {
 # (measured on Linux 6.18, xfsprogs 6.1, btrfs-progs 6.2).  tmpfs and ext4
 # reach f_bavail == 0 (ext4 keeps its s_resv_clusters, <= 2 %, in f_bfree
 # only).  xfs shows a few blocks it never hands out for data (each
-# allocation also reserves blocks for btree splits).  btrfs --mixed keeps
-# about 1.6 MiB of f_bavail it will not allocate (metadata/global reserve).
+# allocation also reserves blocks for btree splits).  btrfs reaches 0 with
+# separate data chunks; with --mixed it keeps about 1.6 MiB of f_bavail it
+# will not allocate (metadata/global reserve).
 # In every case fill() also proves that a 4 KiB write fails with ENOSPC.
 FULL_AVAIL_TOLERANCE = {
     'tmpfs': 0,
     'ext4': 0,
     'xfs': 16 * 4096,
-    'btrfs': 4 * MiB,
+    'btrfs': 0,
+    'btrfs-mixed': 4 * MiB,
 }
 
 MKFS = {
     'ext4': ['mkfs.ext4', '-q', '-F', '-m', '0', '-b', '4096'],
     'xfs': ['mkfs.xfs', '-q', '-f'],
-    'btrfs': ['mkfs.btrfs', '-q', '-f', '--mixed'],
+    'btrfs': ['mkfs.btrfs', '-q', '-f'],
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -215,6 +221,48 @@ def tree_state(root, skip=('filler', 'inodes')):
 
 
 # --------------------------------------------------------------------------
+# inotify (watch journals, prove a file was never opened)
+# --------------------------------------------------------------------------
+
+IN_ACCESS, IN_MODIFY, IN_OPEN = 0x1, 0x2, 0x20
+IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x8, 0x80, 0x100
+IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
+
+
+class Inotify(object):
+    """Minimal inotify (ctypes): one watch, ``names(timeout)`` -> names of events."""
+
+    def __init__(self, path, mask):
+        self.fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), 'inotify_init1')
+        if _libc.inotify_add_watch(self.fd, os.fsencode(path), mask) < 0:
+            e = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(e, f'inotify_add_watch {path}')
+
+    def names(self, timeout):
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        if not r:
+            return []
+        try:
+            buf = os.read(self.fd, 65536)
+        except OSError as e:
+            if e.errno == errno.EAGAIN:
+                return []
+            raise
+        out, i = [], 0
+        while i < len(buf):
+            _wd, _mask, _cookie, n = struct.unpack_from('iIII', buf, i)
+            out.append(buf[i + 16:i + 16 + n].rstrip(b'\0').decode())
+            i += 16 + n
+        return out
+
+    def close(self):
+        os.close(self.fd)
+
+
+# --------------------------------------------------------------------------
 # The filesystems
 # --------------------------------------------------------------------------
 
@@ -285,7 +333,8 @@ class FullFS:
         """Fill the free blocks with incompressible data until ENOSPC.
 
         Repeats after a syncfs because xfs trims speculative preallocation
-        and btrfs returns reservations at commit.  Asserts f_bavail == 0."""
+        and btrfs returns reservations at commit.  Asserts f_bavail == 0 (or
+        within FULL_AVAIL_TOLERANCE) and that a 4 KiB write fails."""
         self.filler_dir.mkdir(exist_ok=True)
         block = random_bytes(MiB, seed=0xF111)
         n = 0
@@ -325,7 +374,8 @@ class FullFS:
             if st.f_bavail == 0:
                 break
         st = self.statvfs()
-        limit = FULL_AVAIL_TOLERANCE[self.kind]
+        mixed = '--mixed' in self.extra.get('mkfs_args', ())
+        limit = FULL_AVAIL_TOLERANCE[self.kind + ('-mixed' if mixed else '')]
         assert st.f_bavail * st.f_frsize <= limit, (
             f'{self.kind} {self.mnt}: f_bavail={st.f_bavail} x {st.f_frsize} after filling')
         if self.kind == 'tmpfs':
@@ -402,14 +452,14 @@ class FullFS:
         return errors
 
 
-def make_fs(kind, size=None, nr_inodes=None, registry=None):
+def make_fs(kind, size=None, nr_inodes=None, registry=None, mkfs_args=()):
     """Create and mount an empty filesystem; register it for cleanup first."""
     require_root()
     size = size or DEFAULT_SIZES[kind]
     if kind != 'tmpfs':
         require_tool(MKFS[kind][0], 'losetup')
     mnt = Path(tempfile.mkdtemp(prefix=MNT_PREFIX, dir=MNT_PARENT))
-    fs = FullFS(kind=kind, mnt=mnt, size=size)
+    fs = FullFS(kind=kind, mnt=mnt, size=size, extra={'mkfs_args': tuple(mkfs_args)})
     if registry is not None:
         registry.append(fs)
     if kind == 'tmpfs':
@@ -423,7 +473,7 @@ def make_fs(kind, size=None, nr_inodes=None, registry=None):
         os.close(fd)
         fs.image = Path(img)
         os.truncate(img, size)
-        cmd = list(MKFS[kind])
+        cmd = list(MKFS[kind]) + list(mkfs_args)
         if kind == 'ext4' and nr_inodes:
             cmd += ['-N', str(nr_inodes)]
         r = _run(cmd + [img], check=False)
@@ -440,8 +490,8 @@ def make_fs(kind, size=None, nr_inodes=None, registry=None):
 def _factory_fixture():
     made = []
 
-    def factory(kind, size=None, nr_inodes=None):
-        return make_fs(kind, size=size, nr_inodes=nr_inodes, registry=made)
+    def factory(kind, size=None, nr_inodes=None, mkfs_args=()):
+        return make_fs(kind, size=size, nr_inodes=nr_inodes, registry=made, mkfs_args=mkfs_args)
 
     yield factory
     errors = []
@@ -452,9 +502,12 @@ def _factory_fixture():
 
 @pytest.fixture
 def fullfs():
-    """Factory: ``fullfs(kind, size=None, nr_inodes=None)`` -> FullFS (empty, mounted).
+    """Factory: ``fullfs(kind, size=None, nr_inodes=None, mkfs_args=())`` -> FullFS
+    (empty, mounted).
 
-    ``kind`` is tmpfs, ext4, xfs or btrfs.  Everything made through it is
+    ``kind`` is tmpfs, ext4, xfs or btrfs; ``mkfs_args`` are added to the
+    mkfs command (e.g. ``['--mixed']`` for btrfs).  ``nr_inodes`` is tmpfs's
+    option, or ``mkfs.ext4 -N``.  Everything made through it is
     unmounted/detached at teardown, in reverse order, even when the test
     failed."""
     yield from _factory_fixture()
@@ -473,20 +526,3 @@ def journal_dir(fullfs):
     path = fs.mnt / 'journal'
     path.mkdir(mode=0o700)
     return str(path)
-
-
-@pytest.fixture
-def procs(fullfs):
-    """Processes a test starts (Popen objects); killed by their own pid at teardown.
-
-    Depends on ``fullfs`` so that it is torn down first: a process holding a
-    file open would keep the mount point busy."""
-    started = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass

@@ -19,8 +19,8 @@ import time
 import pytest
 
 from cmzrun import assert_contract_keys, entries, entry, run_ansible, short
-from fullfs import (KiB, MiB, file_state, gunzip_sha256, log_bytes, random_bytes,
-                    sha256_bytes, tree_state)
+from fullfs import (IN_ACCESS, IN_MODIFY, IN_OPEN, Inotify, KiB, MiB, file_state, gunzip_sha256,
+                    log_bytes, random_bytes, sha256_bytes, tree_state)
 
 MAGICS = {
     'gzip': b'\x1f\x8b\x08\x00',
@@ -82,19 +82,28 @@ def skip_run(fullfs_module):
         holders.append(subprocess.Popen(['sleep', '600'], stdin=rf))
     with open(d / 'open-append.log', 'ab') as af:
         holders.append(subprocess.Popen(['sleep', '600'], stdout=af, stdin=subprocess.DEVNULL))
+    watches = {}
     try:
         fs.fill()
         state_before = tree_state(d)
+        # Prove that the FIFO and the device node are never opened (a
+        # blocking open of the FIFO would hang; any open is a mistake).
+        for name in ('pipe.log', 'dev.log'):
+            watches[name] = Inotify(str(d / name), IN_OPEN | IN_ACCESS | IN_MODIFY)
         paths = [str(d / p) for ps, _ in CASES.values() for p in ps] + [str(control)]
         t0 = time.monotonic()
         result = run_ansible({'path': paths, 'excludes': ['*.skipme'], 'journal_dir': str(journal)},
                              timeout=120)
         seconds = time.monotonic() - t0
+        opened = {name: len(w.names(0.01)) for name, w in watches.items()}
         state_after = tree_state(d)
         yield {'fs': fs, 'result': result, 'before': state_before, 'after': state_after,
                'holders': {'open_read': holders[0], 'open_append': holders[1]},
-               'control': control, 'control_data': log_bytes(2 * MiB, seed=36), 'seconds': seconds}
+               'control': control, 'control_data': log_bytes(2 * MiB, seed=36), 'seconds': seconds,
+               'opened': opened}
     finally:
+        for w in watches.values():
+            w.close()
         for p in holders:
             p.kill()
             p.wait()
@@ -129,6 +138,9 @@ def test_skip_reason(case, skip_run):
         assert skip_run['after'].get(name) == skip_run['before'].get(name), f'{name} was touched'
     if case == 'not_found':
         assert 'missing.log' not in skip_run['after']
+    for name in names:
+        if name in skip_run['opened']:
+            assert skip_run['opened'][name] == 0, f'{name} was opened by the module'
 
 
 @pytest.mark.parametrize('case', ['open_read', 'open_append'])

@@ -8,20 +8,13 @@
 from __future__ import absolute_import, division, print_function
 
 import errno
-import importlib.util
 import os
 import subprocess
 import textwrap
 
 import pytest
 
-try:
-    from ansible_collections.sre.cmemgzip.plugins.module_utils import mounts
-except ImportError:  # plain pytest from the repository root: the file has no Ansible import
-    _path = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins', 'module_utils', 'mounts.py')
-    _spec = importlib.util.spec_from_file_location('cmemgzip_mounts', os.path.abspath(_path))
-    mounts = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(mounts)
+from ansible_collections.sre.cmemgzip.plugins.module_utils import mounts
 
 
 MOUNTINFO = textwrap.dedent('''\
@@ -147,7 +140,7 @@ def test_classification_defaults():
 
 
 def test_bind_mounts_are_grouped_under_the_root_mount():
-    kept, _ = reasons()
+    kept = reasons()[0]
     # Same device 253:2: the root mount /var/log wins over /mnt/logcopy (longer) and
     # /srv/app logs (a sub-directory of the filesystem).
     assert sorted(kept['/var/log']) == ['/mnt/logcopy', '/srv/app logs']
@@ -159,7 +152,7 @@ def test_bind_mount_primary_is_shortest_when_no_root_mount():
         2 1 8:2 /sub /srv/longer/path rw - ext4 /dev/sda2 rw
         3 1 8:2 /sub /data rw - ext4 /dev/sda2 rw
     '''))
-    groups, _ = mounts.classify(entries)
+    groups = mounts.classify(entries)[0]
     assert [[m.mount_point for m in g] for g in groups] == [['/'], ['/data', '/srv/longer/path']]
 
 
@@ -243,13 +236,13 @@ def test_measure_full_reasons_and_flags():
 
 
 def test_measure_thresholds():
-    filesystems, _, _ = measure(max_used_pct=100, max_inodes_used_pct=99)
+    filesystems = measure(max_used_pct=100, max_inodes_used_pct=99)[0]
     full = sorted(f['mount'] for f in filesystems if f['full'])
     assert full == ['/', '/tmp']
 
 
 def test_measure_mounts_filter_accepts_bind_mount_points():
-    filesystems, _, missing = measure(mounts=['/mnt/logcopy', '/tmp/', '/nope'])
+    filesystems, dummy, missing = measure(mounts=['/mnt/logcopy', '/tmp/', '/nope'])
     assert sorted(f['mount'] for f in filesystems) == ['/tmp', '/var/log']
     assert missing == ['/nope']
 
@@ -258,11 +251,11 @@ def test_measure_statvfs_failure_falls_back_to_bind_mount():
     table = dict(STATS)
     table['/mnt/logcopy'] = table.pop('/var/log')
     entries = mounts.parse_mountinfo(MOUNTINFO)
-    filesystems, excluded, _ = mounts.measure(entries, statvfs=fake_statvfs(table))
+    filesystems, excluded = mounts.measure(entries, statvfs=fake_statvfs(table))[:2]
     fs = dict((f['mount'], f) for f in filesystems)
     assert '/mnt/logcopy' in fs and '/var/log' in fs['/mnt/logcopy']['bind_mounts']
     table.pop('/mnt/data')
-    filesystems, excluded, _ = mounts.measure(entries, statvfs=fake_statvfs(table))
+    filesystems, excluded = mounts.measure(entries, statvfs=fake_statvfs(table))[:2]
     failed = [e for e in excluded if e['reason'] == 'statvfs_failed']
     assert [e['mount'] for e in failed] == ['/mnt/data']
 
@@ -278,7 +271,7 @@ def test_locate_paths(tmp_path):
         3 1 8:2 / {root}/other rw - xfs /dev/sda2 rw
         4 1 0:50 / {root}/nfs rw - nfs4 srv:/x rw
     ''').format(root=root))
-    filesystems, _, _ = mounts.measure(entries, statvfs=fake_statvfs({'/': STATS['/'], root + '/data': STATS['/']}))
+    filesystems = mounts.measure(entries, statvfs=fake_statvfs({'/': STATS['/'], root + '/data': STATS['/']}))[0]
     found = mounts.locate_paths(
         [root + '/link', root + '/other', root + '/missing', root + '/d*', root + '/nfs'], entries, filesystems)
     by_path = dict((f['path'], f) for f in found)

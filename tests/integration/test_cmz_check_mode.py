@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""--check on a full filesystem: nothing changes, the would-be result is reported."""
+
+from __future__ import annotations
+
+import os
+
+from cmzrun import assert_contract_keys, entry, run_ansible, short
+from fullfs import MiB, tree_state
+
+
+def test_check_mode_changes_nothing(fullfs, journal_dir):
+    fs = fullfs('ext4', size=64 * MiB)
+    a = fs.write_log('a.log', 4 * MiB, seed=51, mtime_ns=1_600_000_000_000_000_007)
+    b = fs.write_log('b/b.log', 2 * MiB, seed=52, mtime_ns=1_600_000_000_000_000_009)
+    fs.fill()
+    before = tree_state(fs.data)
+    listing = sorted(os.listdir(fs.data))
+    free = fs.free_bytes()
+
+    result = run_ansible({'path': [str(a), str(b)], 'journal_dir': journal_dir}, check=True)
+    assert not result.get('failed'), short(result)
+    assert_contract_keys(result)
+    assert result['changed'] is True, 'check mode should report the change it would make'
+    for path, size in ((a, 4 * MiB), (b, 2 * MiB)):
+        e = entry(result, path)
+        assert e['action'] == 'would_compress', e
+        assert e['reason'] is None, e
+        assert e['estimated'] is True, e
+        assert isinstance(e['compressed_size'], int) and 0 < e['compressed_size'] < size, e
+        assert e['original_size'] == size, e
+        assert not os.path.lexists(f'{path}.gz')
+    assert result['totals']['would_compress'] == 2
+    assert result['totals']['compressed'] == 0
+
+    assert tree_state(fs.data) == before
+    assert sorted(os.listdir(fs.data)) == listing
+    assert fs.free_bytes() == free
+    jfiles = [n for _, _, names in os.walk(journal_dir) for n in names]
+    assert not jfiles, f'check mode wrote to the journal: {jfiles}'

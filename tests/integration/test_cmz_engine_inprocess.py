@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The engine called in-process (``engine.run(engine.Options(...))``) on a full
+tmpfs: the fast path for the same guarantees as the Ansible tests."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cmzrun import COLLECTIONS, assert_contract_keys, ensure_collection_link, entry, short
+from fullfs import MiB, gunzip_sha256, gzip_members, log_bytes, sha256_bytes, tree_state
+
+
+@pytest.fixture(scope='module')
+def engine():
+    ensure_collection_link()
+    if str(COLLECTIONS) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS))
+    return importlib.import_module('ansible_collections.sre.cmemgzip.plugins.module_utils.engine')
+
+
+def test_engine_run_on_full_tmpfs(engine, fullfs, journal_dir):
+    fs = fullfs('tmpfs', size=32 * MiB)
+    data = log_bytes(3 * MiB, seed=81)
+    f = fs.write_file('svc.log', data, mode=0o600, mtime_ns=1_500_000_000_111_222_333)
+    os.chown(f, 1234, 2345)
+    st = os.stat(f)
+    fs.fill()
+    free_before = fs.free_bytes()
+
+    result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=journal_dir))
+    assert_contract_keys(result)
+    assert result['changed'] is True
+    e = entry(result, f)
+    assert e['action'] == 'compressed', short(result)
+    gz = f'{f}.gz'
+    assert e['dest'] == gz
+    assert not os.path.lexists(f)
+    assert gunzip_sha256(gz) == sha256_bytes(data)
+    assert subprocess.run(['gzip', '-t', gz]).returncode == 0
+    assert gzip_members(gz) == 1
+    new = os.stat(gz)
+    assert (new.st_ino, new.st_uid, new.st_gid, new.st_mode, new.st_mtime_ns) == (
+        st.st_ino, st.st_uid, st.st_gid, st.st_mode, st.st_mtime_ns)
+    assert fs.free_bytes() - free_before == e['bytes_saved'] == result['totals']['bytes_saved']
+
+    before = tree_state(fs.data)
+    again = engine.run(engine.Options(paths=[str(fs.data)], recurse=True, min_size=0,
+                                      journal_dir=journal_dir))
+    assert again['changed'] is False, short(again)
+    assert entry(again, gz)['reason'] == 'already_compressed'
+    assert tree_state(fs.data) == before

@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+import gzip
+import hashlib
+import io
+import os
+import random
+import subprocess
+import zlib
+
+import pytest
+
+from ansible_collections.sre.cmemgzip.plugins.module_utils.gzip_member import (
+    BLOCK_SIZE, Cancelled, OutputLimitExceeded, compress_stream,
+)
+
+
+def log_text(size, seed=7):
+    rng = random.Random(seed)
+    words = ['GET', 'POST', '/index.html', '/api/v1/items', '200', '404', 'Mozilla/5.0', 'curl/8.1', '-']
+    out = io.StringIO()
+    while out.tell() < size:
+        out.write('10.0.%d.%d - - [26/Nov/2026:10:%02d:%02d +0000] "%s %s HTTP/1.1" %s %d "%s"\n' % (
+            rng.randrange(256), rng.randrange(256), rng.randrange(60), rng.randrange(60), rng.choice(words[:2]),
+            rng.choice(words[2:4]), rng.choice(words[4:6]), rng.randrange(99999), rng.choice(words[6:])))
+    return out.getvalue().encode()[:size]
+
+
+def compress_bytes(data, tmp_path, **kwargs):
+    source = tmp_path / 'input'
+    source.write_bytes(data)
+    out = bytearray()
+    fd = os.open(str(source), os.O_RDONLY)
+    try:
+        stats = compress_stream(fd, out.extend, **kwargs)
+    finally:
+        os.close(fd)
+    return bytes(out), stats
+
+
+@pytest.mark.parametrize('size', [0, 1, 1000, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 12345])
+@pytest.mark.parametrize('threads', [1, 3])
+def test_round_trip_is_one_gzip_member(tmp_path, size, threads):
+    data = log_text(size)
+    out, stats = compress_bytes(data, tmp_path, level=6, threads=threads, name=b'input')
+    assert gzip.decompress(out) == data
+    assert stats.input_size == size
+    assert stats.output_size == len(out)
+    assert stats.crc32 == zlib.crc32(data)
+    assert stats.output_crc32 == zlib.crc32(out)
+    # exactly one member: the inflater consumes everything up to the trailer
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    header_len = 10 + len(b'input') + 1
+    inflater.decompress(out[header_len:])
+    assert inflater.eof and len(inflater.unused_data) == 8
+
+
+def test_output_does_not_depend_on_thread_count(tmp_path):
+    data = log_text(5 * BLOCK_SIZE // 2)
+    one, _ = compress_bytes(data, tmp_path, threads=1)
+    four, _ = compress_bytes(data, tmp_path, threads=4)
+    assert one == four
+
+
+def test_size_close_to_gzip_9(tmp_path):
+    data = log_text(8 * BLOCK_SIZE)
+    out, _ = compress_bytes(data, tmp_path, level=9, threads=2)
+    reference = subprocess.run(['gzip', '-9', '-n', '-c'], input=data, stdout=subprocess.PIPE, check=True).stdout
+    assert len(out) <= len(reference) * 1.002
+
+
+def test_gzip_tool_accepts_it(tmp_path):
+    data = log_text(2 * BLOCK_SIZE + 7)
+    out, _ = compress_bytes(data, tmp_path, name=b'access.log', mtime=1700000000)
+    archive = tmp_path / 'access.log.gz'
+    archive.write_bytes(out)
+    subprocess.run(['gzip', '-t', str(archive)], check=True)
+    listed = subprocess.run(['gzip', '-lvN', str(archive)], stdout=subprocess.PIPE, check=True, text=True).stdout
+    assert 'access.log' in listed
+    unpacked = subprocess.run(['gzip', '-dc', str(archive)], stdout=subprocess.PIPE, check=True).stdout
+    assert hashlib.sha256(unpacked).digest() == hashlib.sha256(data).digest()
+
+
+def test_limit_stops_before_writing_past_it(tmp_path):
+    data = os.urandom(3 * BLOCK_SIZE)
+    written = []
+    source = tmp_path / 'random'
+    source.write_bytes(data)
+    fd = os.open(str(source), os.O_RDONLY)
+    try:
+        with pytest.raises(OutputLimitExceeded):
+            compress_stream(fd, written.append, max_output=len(data) - 1, threads=2)
+    finally:
+        os.close(fd)
+    assert sum(len(chunk) for chunk in written) <= len(data) - 1
+
+
+def test_cancel_stops_early(tmp_path):
+    data = log_text(4 * BLOCK_SIZE)
+    source = tmp_path / 'input'
+    source.write_bytes(data)
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 1
+
+    fd = os.open(str(source), os.O_RDONLY)
+    try:
+        with pytest.raises(Cancelled):
+            compress_stream(fd, lambda chunk: None, threads=1, cancelled=cancelled)
+    finally:
+        os.close(fd)
+    assert len(calls) == 2
