@@ -195,7 +195,7 @@ in_collection_tree() {
 # Pass a command's failure on, saying so when `timeout` killed it.
 timed_out() {
     if [[ $1 -eq 124 || $1 -eq 137 ]]; then
-        err "killed after $2 s (timeout): something hangs, see the last test started above"
+        err "killed after $2 s (timeout): something hangs (with pytest -v, a hanging test is one never reported PASSED or FAILED above)"
     fi
     return "$1"
 }
@@ -251,7 +251,17 @@ gate_units() {
 
 gate_lint() {
     need ansible-lint
-    (cd -- "$REPO" && ansible-lint --profile production --offline --nocolor)
+    # Offline (no Galaxy, no version check), ansible-lint does not install the collection it
+    # lints, so FQCNs such as sre.cmemgzip.fs_usage would not resolve on a fresh machine:
+    # give it a collections path where sre.cmemgzip is this checkout.
+    local cpath="$WORK/lint-collections"
+    mkdir -p -- "$cpath/ansible_collections/$NAMESPACE"
+    ln -sfn -- "$REPO" "$cpath/ansible_collections/$NAMESPACE/$COLLECTION"
+    (
+        cd -- "$REPO"
+        ANSIBLE_COLLECTIONS_PATH="$cpath" ANSIBLE_HOME="$WORK/lint-ansible-home" \
+            ansible-lint --profile production --offline --nocolor
+    )
 }
 
 gate_vermin() {

@@ -24,8 +24,8 @@ from .formats import LONGEST_MAGIC, compressed_format
 from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
 from .journal import Journal, JournalUnsafe
 from .recovery import recover_entry
-from .replace import NotStarted, ReplaceIncomplete, choose_strategy, replace
-from .safe_fs import FileBusy, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
+from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
+from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
 from .sysinfo import RAM_FSTYPES, MountTable, filesystem_usage, memory_available, peak_rss, usable_cpus
 
 DEFAULT_MEMORY_FRACTION = 0.5
@@ -237,7 +237,7 @@ class Run(object):
         dir_fd = open_dir_nofollow(os.path.realpath(candidate.dir_path))
         try:
             try:
-                fd = open_regular(dir_fd, candidate.name, writable=not check_mode)
+                original = OpenFile(open_regular(dir_fd, candidate.name, writable=not check_mode))
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise Skip('symlink', 'became a symbolic link')
@@ -245,14 +245,15 @@ class Run(object):
                     raise Skip('not_found', 'vanished')
                 raise
             try:
-                return self._compress_open(candidate, filesystem, dir_fd, fd)
+                return self._compress_open(candidate, filesystem, dir_fd, original)
             finally:
-                os.close(fd)
+                original.close()
         finally:
             os.close(dir_fd)
 
-    def _compress_open(self, candidate, filesystem, dir_fd, fd):
+    def _compress_open(self, candidate, filesystem, dir_fd, original):
         options = self.options
+        fd = original.fd
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (candidate.st.st_dev, candidate.st.st_ino):
             raise Skip('changed_while_reading', 'replaced by another file since it was found')
@@ -264,11 +265,11 @@ class Run(object):
         choice = self._choose_journal(st)
         if choice is None:
             raise Skip('no_journal_space', self._no_journal_detail())
-        lease = None if options.check_mode else self._lease(fd)
+        lease = None if options.check_mode else self._lease(original)
         try:
             if options.check_mode:
                 return self._measure(candidate, st, fd, choice)
-            return self._compress_to_journal(candidate, filesystem, st, dir_fd, fd, choice, lease)
+            return self._compress_to_journal(candidate, filesystem, st, dir_fd, original, choice, lease)
         finally:
             if lease is not None:
                 lease.release()
@@ -279,9 +280,9 @@ class Run(object):
                     'another filesystem' % ', '.join(j.path for j in self.journals))
         return 'no usable journal directory (%s); set spill_dir to another filesystem' % '; '.join(self.journal_notes)
 
-    def _lease(self, fd):
+    def _lease(self, original):
         try:
-            return WriteLease(fd)
+            return WriteLease(original)
         except FileBusy:
             raise Skip('open', 'opened by another process (the kernel refused a write lease)')
 
@@ -308,7 +309,8 @@ class Run(object):
                 'strategy': choose_strategy(self._fstype(candidate), st),
                 'detail': 'real compressed size; bytes_saved estimated from the block size'}
 
-    def _compress_to_journal(self, candidate, filesystem, st, dir_fd, fd, choice, lease):
+    def _compress_to_journal(self, candidate, filesystem, st, dir_fd, original, choice, lease):
+        fd = original.fd
         key = '%x-%d' % (st.st_dev, st.st_ino)
         entry = choice.journal.create(key)
         committed = False
@@ -342,17 +344,17 @@ class Run(object):
                 'allocated': self._allocated(st), 'mtime_ns': st.st_mtime_ns, 'atime_ns': st.st_atime_ns,
                 'crc32': stats.crc32, 'compressed_size': stats.output_size,
                 'compressed_crc32': stats.output_crc32, 'strategy': strategy,
-                'created': time.time(), 'pid': os.getpid(),
+                'created': time.time(), 'pid': os.getpid(), 'metadata': file_metadata(fd),
             })
             committed = True
             try:
-                strategy = replace(dir_fd, candidate.name, candidate.dest_name, fd, entry, strategy)
+                strategy = replace(dir_fd, candidate.name, candidate.dest_name, original, entry, strategy)
             except NotStarted as exc:
                 entry.discard()
                 if exc.error.errno == errno.EEXIST:
                     raise Skip('dest_exists', '%s appeared just before the rename' % candidate.dest)
                 raise exc.error
-            after = os.fstat(fd)
+            after = stat_nofollow(dir_fd, candidate.dest_name) if strategy == RECREATE else os.fstat(original.fd)
             entry.discard()
         except BaseException:
             # Before the commit nothing was touched: drop the copy.  After

@@ -157,7 +157,21 @@ class JournalEntry(object):
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
+        self._publish(manifest)
+
+    def update(self, **changes):
+        """Replace the manifest atomically with these fields changed."""
+        manifest = dict(self.manifest)
+        manifest.update(changes)
+        self._publish(manifest)
+
+    def _publish(self, manifest):
         tmp = self.key + '.json.tmp'
+        try:
+            os.unlink(tmp, dir_fd=self.journal._dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
         fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=self.journal._dir_fd)
         with os.fdopen(fd, 'w') as handle:
             json.dump(manifest, handle, sort_keys=True)

@@ -16,8 +16,11 @@ from __future__ import absolute_import, division, print_function
 import errno
 import os
 
-from .replace import ReplaceIncomplete, choose_strategy, rewrite_inode
-from .safe_fs import fsync_dir, open_dir_nofollow, open_regular, rename_noreplace, stat_nofollow
+from .replace import (
+    PHASE_RECREATING, NoSpace, ReplaceIncomplete, choose_strategy, finish_rename, holds_prefix_of, recreate,
+    rewrite_inode,
+)
+from .safe_fs import open_dir_nofollow, open_regular, stat_nofollow
 from .sysinfo import MountTable
 
 
@@ -64,6 +67,8 @@ def recover_entry(entry, check_mode, mounts=None):
             return _finish(entry, dir_fd, manifest['name'], check_mode, mounts or MountTable())
         if _same_inode(stat_nofollow(dir_fd, manifest['dest']), manifest):
             return _finish(entry, dir_fd, manifest['dest'], check_mode, mounts or MountTable())
+        if manifest.get('phase') == PHASE_RECREATING:
+            return _recreate(entry, dir_fd, check_mode)
         return _orphaned(entry, 'the file is neither at its name nor at its .gz name')
     finally:
         os.close(dir_fd)
@@ -99,11 +104,14 @@ def _finish(entry, dir_fd, current_name, check_mode, mounts):
         if not _same_inode(st, manifest):
             return _orphaned(entry, '%s changed hands while we looked' % current_name)
         mount = mounts.find(manifest['dir'], st.st_dev)
-        strategy = rewrite_inode(fd, entry, choose_strategy(mount.fstype if mount else None, st))
+        try:
+            strategy = rewrite_inode(fd, entry, choose_strategy(mount.fstype if mount else None, st))
+        except NoSpace:
+            os.close(fd)
+            fd = None
+            return _recreate(entry, dir_fd, check_mode, current_name)
         after = os.fstat(fd)
-        if current_name != manifest['dest']:
-            rename_noreplace(dir_fd, current_name, dir_fd, manifest['dest'])
-            fsync_dir(dir_fd)
+        finish_rename(dir_fd, current_name, manifest['dest'], entry)
     except ReplaceIncomplete as exc:
         return _result(manifest, 'failed', 'error', str(exc))
     except OSError as exc:
@@ -111,9 +119,50 @@ def _finish(entry, dir_fd, current_name, check_mode, mounts):
             return _orphaned(entry, str(exc))
         return _result(manifest, 'failed', 'error', '%s; the verified copy stays at %s' % (exc, entry.data_path))
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     entry.discard()
     return _result(manifest, 'recovered', 'finished',
                    'finished the compression an interrupted run had started',
-                   bytes_saved=max(0, manifest.get('allocated', 0) - after.st_blocks * 512),
-                   strategy=strategy)
+                   bytes_saved=_saved(manifest, after), strategy=strategy)
+
+
+def _recreate(entry, dir_fd, check_mode, current_name=None):
+    """Write NAME.gz anew from the journal (the original inode is gone or unusable)."""
+    manifest = entry.manifest
+    dest = manifest['dest']
+    if current_name is None:
+        # The original was unlinked; NAME.gz is absent, complete or cut short.
+        try:
+            fd = open_regular(dir_fd, dest, writable=False)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                return _result(manifest, 'failed', 'error', 'cannot open %s: %s' % (dest, exc.strerror))
+        else:
+            try:
+                ours = holds_prefix_of(fd, entry)
+                complete = ours and os.fstat(fd).st_size == manifest['compressed_size']
+            finally:
+                os.close(fd)
+            if not ours:
+                return _orphaned(entry, '%s exists and is not the copy being written' % dest)
+            current_name = None if complete else dest
+            if complete:
+                if not check_mode:
+                    entry.discard()
+                return _result(manifest, 'would_recover' if check_mode else 'recovered', 'finished',
+                               'an interrupted run had finished writing %s; dropped its journal copy' % dest,
+                               bytes_saved=_saved(manifest, stat_nofollow(dir_fd, dest)))
+    if check_mode:
+        return _result(manifest, 'would_recover', 'finished', 'an interrupted run would be finished from the journal')
+    try:
+        strategy = recreate(dir_fd, current_name, dest, entry)
+    except (ReplaceIncomplete, OSError) as exc:
+        return _result(manifest, 'failed', 'error', str(exc))
+    entry.discard()
+    return _result(manifest, 'recovered', 'finished', 'finished the compression an interrupted run had started',
+                   bytes_saved=_saved(manifest, stat_nofollow(dir_fd, dest)), strategy=strategy)
+
+
+def _saved(manifest, st_after):
+    return max(0, manifest.get('allocated', 0) - st_after.st_blocks * 512) if st_after else 0

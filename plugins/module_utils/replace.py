@@ -13,24 +13,40 @@ all.  ``truncate_first`` frees the old blocks before writing, for
 copy-on-write filesystems and sparse files, where an overwrite would need
 new blocks.  Both are safe only because the journal holds a verified copy
 until the end.
+
+``recreate`` is the last resort, for a filesystem that cannot change a file
+at all but can still unlink one (btrfs whose metadata space is exhausted):
+the original goes, and NAME.gz is created like logrotate creates its output
+(O_EXCL|O_NOFOLLOW at 0600, owner, xattrs - ACLs and SELinux label among
+them - then mode, data, fsync, times).  The manifest says so before the
+unlink, so that recovery knows the new file is ours to write.
 """
 
 from __future__ import absolute_import, division, print_function
 
+import base64
 import errno
 import os
+import stat
 import zlib
 
 from .safe_fs import rename_noreplace, fsync_dir, syncfs
 
 INPLACE = 'inplace'
 TRUNCATE_FIRST = 'truncate_first'
+RECREATE = 'recreate'
+PHASE_RECREATING = 'recreating'
+_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC  # read back after writing
 _CHUNK = 4 * 1024 * 1024
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class ReplaceIncomplete(Exception):
     """The inode could not be rewritten; the journal still has the copy."""
+
+
+class NoSpace(ReplaceIncomplete):
+    """The filesystem refused even to shrink the file."""
 
 
 class NotStarted(Exception):
@@ -111,13 +127,19 @@ def rewrite_inode(fd, entry, strategy):
         os.utime(fd, ns=(manifest['atime_ns'], manifest['mtime_ns']))
         os.fsync(fd)
     except OSError as exc:
-        raise ReplaceIncomplete('rewriting the file failed: %s; the verified copy stays at %s'
-                                % (exc, entry.data_path))
+        error = NoSpace if exc.errno in _NO_SPACE else ReplaceIncomplete
+        raise error('rewriting the file failed: %s; the verified copy stays at %s' % (exc, entry.data_path))
+    _check_written(fd, entry)
+    return strategy
+
+
+def _check_written(fd, entry):
+    manifest = entry.manifest
     crc, size = _written_crc(fd, manifest['compressed_size'])
-    if (crc, size) != (manifest['compressed_crc32'], manifest['compressed_size']):
+    if (crc, size) != (manifest['compressed_crc32'], manifest['compressed_size']) \
+            or os.fstat(fd).st_size != size:
         raise ReplaceIncomplete('the file does not read back as written; the verified copy stays at %s'
                                 % entry.data_path)
-    return strategy
 
 
 def _truncate_and_commit(fd):
@@ -129,32 +151,118 @@ def _truncate_and_commit(fd):
         pass
 
 
-def replace(dir_fd, name, dest, fd, entry, strategy):
+def replace(dir_fd, name, dest, original, entry, strategy):
     """Rename ``name`` to ``dest`` (never replacing), then rewrite the inode.
 
-    The rename comes first so that an existing ``dest`` stops us before any
-    byte changes (NotStarted).  Returns the strategy that worked.
+    ``original`` is the file's OpenFile.  The rename comes first so that an
+    existing ``dest`` stops us before any byte changes (NotStarted).
+    Returns the strategy that worked.
     """
+    fd = original.fd
     try:
         rename_noreplace(dir_fd, name, dir_fd, dest)
+        current = dest
     except OSError as exc:
         if exc.errno not in _NO_SPACE:
             raise NotStarted(exc)
         # The directory needs a block for the new name and the filesystem
         # has none (btrfs keeps names in metadata, which fills up too).
-        # The file's own blocks are the space we can free: compress under
-        # the old name first.  Recovery tells this state from an untouched
-        # original by size and mtime.
+        # Compress under the old name first, rename after; recovery tells
+        # this state from an untouched original by size and mtime.
+        current = name
+    fsync_dir(dir_fd)
+    try:
         strategy = rewrite_inode(fd, entry, strategy)
+    except NoSpace:
+        # An unlinked inode keeps its blocks while a descriptor is open.
+        original.close()
+        return recreate(dir_fd, current, dest, entry)
+    finish_rename(dir_fd, current, dest, entry)
+    return strategy
+
+
+def finish_rename(dir_fd, current, dest, entry):
+    if current != dest:
         try:
-            rename_noreplace(dir_fd, name, dir_fd, dest)
-        except OSError as again:
+            rename_noreplace(dir_fd, current, dir_fd, dest)
+        except OSError as exc:
             raise ReplaceIncomplete('%s holds the compressed data but could not be renamed to %s: %s; '
                                     'a rerun renames it, the verified copy stays at %s'
-                                    % (name, dest, again.strerror, entry.data_path))
+                                    % (current, dest, exc.strerror, entry.data_path))
+    fsync_dir(dir_fd)
+
+
+def file_metadata(fd):
+    """Owner, mode and extended attributes (ACLs, SELinux label) to recreate a file."""
+    st = os.fstat(fd)
+    xattrs = {}
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        names = []
+    for attr in names:
+        try:
+            xattrs[attr] = base64.b64encode(os.getxattr(fd, attr)).decode('ascii')
+        except OSError:
+            continue
+    return {'uid': st.st_uid, 'gid': st.st_gid, 'mode': stat.S_IMODE(st.st_mode), 'xattrs': xattrs}
+
+
+def recreate(dir_fd, current, dest, entry):
+    """Unlink ``current`` (original or partial .gz) and write ``dest`` anew."""
+    entry.update(phase=PHASE_RECREATING)
+    if current is not None:
+        os.unlink(current, dir_fd=dir_fd)
         fsync_dir(dir_fd)
-        return strategy
+    try:
+        syncfs(dir_fd)
+        fd = os.open(dest, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        raise ReplaceIncomplete('could not create %s: %s; the verified copy stays at %s'
+                                % (dest, exc.strerror, entry.data_path))
+    try:
+        _write_new_file(fd, entry)
+    finally:
+        os.close(fd)
     fsync_dir(dir_fd)
-    strategy = rewrite_inode(fd, entry, strategy)
-    fsync_dir(dir_fd)
-    return strategy
+    return RECREATE
+
+
+def _write_new_file(fd, entry):
+    manifest = entry.manifest
+    metadata = manifest['metadata']
+    try:
+        os.fchown(fd, metadata['uid'], metadata['gid'])
+        for attr, value in sorted(metadata['xattrs'].items()):
+            try:
+                os.setxattr(fd, attr, base64.b64decode(value))
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
+                    raise
+        os.fchmod(fd, metadata['mode'])
+        _copy_into(fd, entry)
+        # Read back before the times are set: the read would move the atime.
+        _check_written(fd, entry)
+        os.utime(fd, ns=(manifest['atime_ns'], manifest['mtime_ns']))
+        os.fsync(fd)
+    except OSError as exc:
+        raise ReplaceIncomplete('writing the new file failed: %s; the verified copy stays at %s'
+                                % (exc, entry.data_path))
+
+
+def holds_prefix_of(fd, entry):
+    """Whether ``fd`` holds the first bytes of the journal copy (a write cut short)."""
+    size = os.fstat(fd).st_size
+    if size > entry.manifest['compressed_size']:
+        return False
+    source = entry.open_data()
+    try:
+        offset = 0
+        while offset < size:
+            length = min(_CHUNK, size - offset)
+            if os.pread(fd, length, offset) != os.pread(source, length, offset):
+                return False
+            offset += length
+    finally:
+        os.close(source)
+    return True

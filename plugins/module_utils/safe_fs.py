@@ -66,6 +66,18 @@ def open_regular(dir_fd, name, writable):
     return fd
 
 
+class OpenFile(object):
+    """A descriptor that can be closed early, and only once."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def close(self):
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+
 def stat_nofollow(dir_fd, name):
     """lstat relative to a directory fd, or None when the name is absent."""
     try:
@@ -137,8 +149,8 @@ class WriteLease(object):
     _broken_fds = set()
     _handler_installed = False
 
-    def __init__(self, fd):
-        self.fd = fd
+    def __init__(self, open_file):
+        self.file = open_file
         self.held = False
         self.unavailable_reason = None
         self._take()
@@ -157,7 +169,7 @@ class WriteLease(object):
             WriteLease._handler_installed = True
         WriteLease._broken_fds.discard('any')
         try:
-            fcntl.fcntl(self.fd, _F_SETLEASE, _F_WRLCK)
+            fcntl.fcntl(self.file.fd, _F_SETLEASE, _F_WRLCK)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EBUSY):
                 raise FileBusy()
@@ -170,9 +182,10 @@ class WriteLease(object):
         return self.held and 'any' in WriteLease._broken_fds
 
     def release(self):
-        if self.held:
+        # Closing the descriptor already ended the lease.
+        if self.held and self.file.fd is not None:
             try:
-                fcntl.fcntl(self.fd, _F_SETLEASE, _F_UNLCK)
+                fcntl.fcntl(self.file.fd, _F_SETLEASE, _F_UNLCK)
             except OSError:
                 pass
             self.held = False

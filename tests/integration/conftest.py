@@ -19,3 +19,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from fullfs import fullfs, fullfs_module, journal_dir  # noqa: E402,F401  (pytest fixtures)
+
+# Real SSH hosts whose whole root filesystem is full (tests/fleet).
+sys.path.insert(0, os.path.join(_HERE, os.pardir, 'fleet'))
+from pytest_fleet import full_ssh_host  # noqa: E402,F401  (pytest fixture)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and integration tests (pytest, real full filesystems and
+# real SSH hosts), then the molecule scenario (a fleet of four SSH hosts).  Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/env.sh
+. tests/env.sh
+
+echo "== pytest: unit and integration"
+python3 -m pytest tests/unit tests/integration
+
+echo "== molecule test -s default"
+molecule test -s default
