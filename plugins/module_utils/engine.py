@@ -201,7 +201,9 @@ class Run(object):
         target = options.target_free_bytes
         if options.target_free_percent is not None:
             target = usage['size'] * options.target_free_percent / 100.0
-        return usage['avail'] >= target
+        # Check mode frees nothing: count what it would have freed, so that
+        # a survey stops where the real run would.
+        return usage['avail'] + filesystem.get('would_free', 0) >= target
 
     # -- one file -------------------------------------------------------
 
@@ -416,7 +418,10 @@ class Run(object):
                 self.files.append(_skip_result(candidate.skip('target_free_reached',
                                                               'the filesystem already has target_free')))
             else:
-                self.files.append(self.process(candidate, filesystem))
+                result = self.process(candidate, filesystem)
+                if result['action'] == 'would_compress':
+                    filesystem['would_free'] = filesystem.get('would_free', 0) + result['bytes_saved']
+                self.files.append(result)
 
     def summary(self):
         totals = {'candidates': len(self.files), 'compressed': 0, 'skipped': 0, 'failed': 0, 'recovered': 0,

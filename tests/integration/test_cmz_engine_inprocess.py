@@ -58,3 +58,19 @@ def test_engine_run_on_full_tmpfs(engine, fullfs, journal_dir):
     assert again['changed'] is False, short(again)
     assert entry(again, gz)['reason'] == 'already_compressed'
     assert tree_state(fs.data) == before
+
+
+def test_check_mode_stops_where_the_real_run_would(engine, fullfs, journal_dir):
+    """A survey with target_free counts what it would free, like the real run frees it."""
+    fs = fullfs('tmpfs', size=32 * MiB)
+    big = fs.write_file('big.log', log_bytes(6 * MiB, seed=83))
+    small = fs.write_file('small.log', log_bytes(3 * MiB, seed=84))
+    fs.fill()
+    options = dict(paths=[str(big), str(small)], min_size=0, journal_dir=journal_dir,
+                   target_free_bytes=2 * MiB)
+    survey = engine.run(engine.Options(check_mode=True, **options))
+    assert [entry(survey, p)['action'] for p in (big, small)] == ['would_compress', 'skipped'], short(survey)
+    assert entry(survey, small)['reason'] == 'target_free_reached'
+    real = engine.run(engine.Options(**options))
+    assert [entry(real, p)['action'] for p in (big, small)] == ['compressed', 'skipped'], short(real)
+    assert entry(real, big)['bytes_saved'] == entry(survey, big)['bytes_saved']
