@@ -300,10 +300,10 @@ sys.exit(bad)
 EOF
 }
 
-# Shared by the build and ee gates: build the tarball once into $WORK/dist.
+# Build the collection tarball into $WORK/dist and set TARBALL (build and ee gates; each
+# gate runs in its own subshell, so each builds its own, about a second).
 TARBALL=
 build_tarball() {
-    [[ -n $TARBALL && -f $TARBALL ]] && return 0
     need ansible-galaxy
     rm -rf -- "$WORK/dist"
     mkdir -p -- "$WORK/dist"

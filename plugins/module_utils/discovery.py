@@ -86,8 +86,7 @@ class Discovery(object):
                 yield Candidate(path).skip('not_found', exc.strerror)
                 continue
             if stat.S_ISDIR(st.st_mode):
-                for candidate in self._walk(path, st.st_dev):
-                    yield candidate
+                yield from self._walk(path, st.st_dev)
             else:
                 yield self._check(path, st, explicit=True)
 

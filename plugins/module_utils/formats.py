@@ -20,7 +20,7 @@ MAGIC_BYTES = (
     (b'\x89LZO', 'lzo'),
     (b'7z\xbc\xaf\x27\x1c', '7z'),
 )
-LONGEST_MAGIC = max(len(magic) for magic, _ in MAGIC_BYTES)
+LONGEST_MAGIC = max(len(magic) for magic, _name in MAGIC_BYTES)
 
 
 def compressed_format(head):

@@ -60,14 +60,14 @@ def holders(identities):
 def _mapped(pid, wanted):
     """Files of ``wanted`` that the process has memory-mapped."""
     hits = set()
-    inodes = {ino for _, ino in wanted}
+    inodes = {ino for _dev, ino in wanted}
     try:
         with open('/proc/%s/maps' % pid) as handle:
             for line in handle:
                 fields = line.split(None, 5)
                 if len(fields) < 5 or fields[4] == '0' or int(fields[4]) not in inodes:
                     continue
-                major, _, minor = fields[3].partition(':')
+                major, minor = fields[3].split(':', 1)
                 identity = (os.makedev(int(major, 16), int(minor, 16)), int(fields[4]))
                 if identity in wanted:
                     hits.add(identity)

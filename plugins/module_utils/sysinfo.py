@@ -38,8 +38,8 @@ def _cgroup_cpu_quota():
     if cgroup_dir:
         text = _read_text(os.path.join(cgroup_dir, 'cpu.max'))
         if text:
-            quota, _, period = text.partition(' ')
-            if quota != 'max' and period.strip():
+            quota, period = (text.split() + [''])[:2]
+            if quota != 'max' and period:
                 return float(quota) / float(period)
     quota = _read_text('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')
     period = _read_text('/sys/fs/cgroup/cpu/cpu.cfs_period_us')
@@ -139,7 +139,7 @@ def parse_mountinfo(text):
         rest = right.split()
         if len(fields) < 5 or len(rest) < 2:
             continue
-        major, _, minor = fields[2].partition(':')
+        major, minor = fields[2].split(':', 1)
         mounts.append(Mount(_unescape_mountinfo(fields[4]), os.makedev(int(major), int(minor)),
                             rest[0], _unescape_mountinfo(rest[1])))
     return mounts

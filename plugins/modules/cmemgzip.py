@@ -26,7 +26,7 @@ description:
   - The action plugin of the same name turns pipelining on and points E(TMPDIR) at C(/dev/shm), so the module starts on a
     host whose C(/), C(/tmp), C(/var/tmp) and home directory have no free byte.
 author:
-  - sre.cmemgzip developers
+  - sre.cmemgzip developers (@sre)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
