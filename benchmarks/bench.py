@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark of issue 3: the sre.cmemgzip engine and module against gzip,
 pigz and cmemgzip 0.4.4, on the same generated inputs, in the same run.
 
@@ -100,7 +99,7 @@ def usable_cpus():
 def cmd_version(cmd):
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, timeout=60)
+                           stdin=subprocess.DEVNULL, timeout=60, check=False)
         return p.stdout.decode(errors="replace").strip().splitlines()[0]
     except Exception as exc:
         return "unavailable (%s)" % exc
@@ -116,7 +115,7 @@ def cmemgzip_command():
     if exe:
         return [exe]
     p = subprocess.run([sys.executable, "-c", "import cmemgzip.cmemgzip"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     if p.returncode == 0:
         return [sys.executable, "-m", "cmemgzip.cmemgzip"]
     return None
@@ -133,8 +132,8 @@ def cmemgzip_version():
 def git_head():
     try:
         return subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-                              ).stdout.decode().strip() or None
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              check=False).stdout.decode().strip() or None
     except OSError:
         return None
 
@@ -188,7 +187,7 @@ class Workspace:
         shutil.rmtree(self.shm, ignore_errors=True)
         if self.mounted:
             for attempt in range(5):
-                p = subprocess.run(["umount", self.mnt], stderr=subprocess.PIPE)
+                p = subprocess.run(["umount", self.mnt], stderr=subprocess.PIPE, check=False)
                 if p.returncode == 0:
                     break
                 time.sleep(1)
@@ -246,7 +245,7 @@ def measure(argv, stdout_path, env=None, stdin_devnull=True, timeout=RUN_TIMEOUT
         timer = threading.Timer(timeout, kill)
         timer.start()
         try:
-            _, status, ru = os.wait4(proc.pid, 0)
+            status, ru = os.wait4(proc.pid, 0)[1:]
         finally:
             timer.cancel()
             CURRENT_CHILD["pid"] = None
@@ -274,7 +273,8 @@ def tail(path, n=400):
 
 
 def gzip_test(path):
-    p = subprocess.run(["gzip", "-t", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.run(["gzip", "-t", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       check=False)
     return p.returncode == 0, p.stderr.decode(errors="replace").strip()
 
 
@@ -369,13 +369,13 @@ class Bench:
         raw = open(stdout, "rb").read().decode(errors="replace")
         try:
             start = raw.index("{", raw.index("localhost | "))
-            res, _ = json.JSONDecoder().raw_decode(raw[start:])
+            res = json.JSONDecoder().raw_decode(raw[start:])[0]
         except (ValueError, TypeError):
             pass
         m["module_result"] = _slim(res) if res is not None else None
         if res is None:
-            m["error"] = "exit %d, no JSON result: %s %s" % (m["rc"], raw.strip()[-300:],
-                                                              m["stderr_tail"][-300:])
+            m["error"] = "exit %d, no JSON result: %s %s" % (
+                m["rc"], raw.strip()[-300:], m["stderr_tail"][-300:])
             both = raw + m["stderr_tail"]
             if "couldn't resolve module" in both or "could not be found" in both or \
                     "was not found" in both:
@@ -584,7 +584,7 @@ def table(rows, markdown):
 # --------------------------------------------------------------------------
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="256M,1G")
     ap.add_argument("--levels", default="6,9")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Deterministic, seeded generator of realistic log files for the benchmark.
 
 Kinds:
@@ -98,12 +97,12 @@ def rand_public_ip(rng):
 
 def rand_ipv6(rng):
     return "2a0%d:%x:%x:%x::%x" % (rng.randint(0, 9), rng.getrandbits(16),
-                                  rng.getrandbits(16), rng.getrandbits(16),
-                                  rng.getrandbits(16))
+                                   rng.getrandbits(16), rng.getrandbits(16),
+                                   rng.getrandbits(16))
 
 
 def slug(rng, lo=1, hi=4):
-    return "-".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
+    return "-".join(rng.choice(WORDS) for _i in range(rng.randint(lo, hi)))
 
 
 # --------------------------------------------------------------------------
@@ -127,7 +126,7 @@ class Clock:
             factor = 0.35 + 0.65 * (1 + math.sin(
                 (hour - 9) / 24.0 * 2 * 3.141592653589793)) / 2 * 1.6
             lam = max(0.2, mean_rate * factor)
-            self.tables.append([self._poisson(lam) for _ in range(256)])
+            self.tables.append([self._poisson(lam) for _i in range(256)])
 
     def _poisson(self, lam):
         # Knuth for small lambda, normal approximation otherwise
@@ -183,7 +182,7 @@ STATIC_EXT = (("js", 8), ("css", 5), ("png", 6), ("jpg", 8), ("svg", 3),
 def _access_pools(rng):
     ua_strings, ua_w = [], []
     for tmpl, w in UAS:
-        for _ in range(6):
+        for _i in range(6):
             ua_strings.append(tmpl.format(v=rng.randint(100, 124),
                                           m=rng.randint(0, 9)))
             ua_w.append(w)
@@ -200,12 +199,12 @@ def _access_pools(rng):
     client_cum = zipf_cum(len(clients), 1.05)
 
     # requests: "METHOD PATH PROTO" STATUS BYTES
-    products = [slug(rng, 2, 4) for _ in range(4000)]
-    categories = [slug(rng, 1, 2) for _ in range(120)]
+    products = [slug(rng, 2, 4) for _i in range(4000)]
+    categories = [slug(rng, 1, 2) for _i in range(120)]
     assets = [("%s.%s.%s" % (rng.choice(WORDS), rand_hex(rng, 8), ext),
                int(rng.lognormvariate(9.5, 1.3)))
-              for ext, w in STATIC_EXT for _ in range(w * 12)]
-    search_terms = [slug(rng, 1, 3).replace("-", "+") for _ in range(3000)]
+              for ext, w in STATIC_EXT for _i in range(w * 12)]
+    search_terms = [slug(rng, 1, 3).replace("-", "+") for _i in range(3000)]
 
     def request():
         r = rng.random()
@@ -258,11 +257,11 @@ def _access_pools(rng):
         proto = rng.choices(("HTTP/1.1", "HTTP/2.0", "HTTP/1.0"), (70, 28, 2))[0]
         return '] "%s %s %s" %s %s ' % (method, path, proto, status, size)
 
-    reqs = [request() for _ in range(120000)]
+    reqs = [request() for _i in range(120000)]
     req_cum = zipf_cum(len(reqs), 0.8)
 
     refs = ['"-"'] * 40
-    for _ in range(6000):
+    for _i in range(6000):
         r = rng.random()
         if r < 0.6:
             refs.append('"https://www.shop.example.com/%s"' % rng.choice((
@@ -302,10 +301,10 @@ def gen_access(rng):
 # --------------------------------------------------------------------------
 
 def _syslog_pool(rng):
-    internal = ["10.0.%d.%d" % (rng.randint(0, 3), rng.randint(2, 250)) for _ in range(40)]
-    attackers = [rand_public_ip(rng) for _ in range(3000)]
+    internal = ["10.0.%d.%d" % (rng.randint(0, 3), rng.randint(2, 250)) for _i in range(40)]
+    attackers = [rand_public_ip(rng) for _i in range(3000)]
     att_cum = zipf_cum(len(attackers), 1.3)
-    emails = ["%s@%s.%s" % (rng.choice(USER_NAMES), rng.choice(WORDS), rng.choice(TLDS)) for _ in range(800)]
+    emails = ["%s@%s.%s" % (rng.choice(USER_NAMES), rng.choice(WORDS), rng.choice(TLDS)) for _i in range(800)]
     cron_cmds = (
         "command -v debian-sa1 > /dev/null && debian-sa1 1 1",
         "   cd / && run-parts --report /etc/cron.hourly",
@@ -372,7 +371,8 @@ def _syslog_pool(rng):
             ))
         if r < 0.75:
             ip = rng.choices(attackers, cum_weights=att_cum)[0]
-            return "kernel: [%d.%06d] [UFW BLOCK] IN=eth0 OUT= MAC=52:54:00:12:34:56:fe:ff:ff:ff:ff:ff:08:00 SRC=%s DST=10.0.0.5 LEN=%d TOS=0x00 PREC=0x00 TTL=%d ID=%d %sPROTO=TCP SPT=%d DPT=%d WINDOW=%d RES=0x00 SYN URGP=0" % (
+            return ("kernel: [%d.%06d] [UFW BLOCK] IN=eth0 OUT= MAC=52:54:00:12:34:56:fe:ff:ff:ff:ff:ff:08:00 SRC=%s DST=10.0.0.5 "
+                    "LEN=%d TOS=0x00 PREC=0x00 TTL=%d ID=%d %sPROTO=TCP SPT=%d DPT=%d WINDOW=%d RES=0x00 SYN URGP=0") % (
                 rng.randint(100000, 2500000), rng.randint(0, 999999),
                 ip,
                 rng.choice((40, 44, 52, 60)), rng.randint(30, 250), rng.randint(0, 65535),
@@ -398,8 +398,10 @@ def _syslog_pool(rng):
         if r < 0.96:
             u = rng.choice(USER_NAMES[:16])
             return rng.choice((
-                "sudo[%d]:     %s : TTY=pts/%d ; PWD=/home/%s ; USER=root ; COMMAND=%s" % (rng.randint(1000, 65535), u, rng.randint(0, 5), u, rng.choice(sudo_cmds)),
-                "sudo[%d]: pam_unix(sudo:session): session opened for user root(uid=0) by %s(uid=%d)" % (rng.randint(1000, 65535), u, 1000 + USER_NAMES.index(u)),
+                "sudo[%d]:     %s : TTY=pts/%d ; PWD=/home/%s ; USER=root ; COMMAND=%s" % (
+                    rng.randint(1000, 65535), u, rng.randint(0, 5), u, rng.choice(sudo_cmds)),
+                "sudo[%d]: pam_unix(sudo:session): session opened for user root(uid=0) by %s(uid=%d)" % (
+                    rng.randint(1000, 65535), u, 1000 + USER_NAMES.index(u)),
             ))
         return rng.choice((
             "dhclient[811]: DHCPREQUEST for 10.0.0.5 on eth0 to 10.0.0.1 port 67",
@@ -411,7 +413,7 @@ def _syslog_pool(rng):
             "app[%d]: worker %d processed %d jobs in %.1fs" % (rng.choice((2231, 2232, 2233)), rng.randint(1, 8), rng.randint(1, 500), rng.uniform(0.1, 60)),
         ))
 
-    pool = [" web01 %s\n" % msg() for _ in range(150000)]
+    pool = [" web01 %s\n" % msg() for _i in range(150000)]
     return pool, zipf_cum(len(pool), 0.7)
 
 
@@ -425,7 +427,7 @@ def gen_syslog(rng):
         for t, k in clock.seconds(CHUNK_CHARS // 130):
             g = gmtime(t)
             ts_list += ["%s %2d %02d:%02d:%02d" % (MONTHS[g.tm_mon - 1], g.tm_mday,
-                                                    g.tm_hour, g.tm_min, g.tm_sec)] * k
+                                                   g.tm_hour, g.tm_min, g.tm_sec)] * k
         msgs = choices(pool, cum_weights=cum, k=len(ts_list))
         yield "".join([ts + m for ts, m in zip(ts_list, msgs)])
 
@@ -438,10 +440,10 @@ def _jsonl_pool(rng):
     services = ("checkout", "catalog", "auth", "payments", "search", "notifier")
     endpoints = ["/api/v1/%s/%s" % (rng.choice(("orders", "products", "users", "cart", "search", "payments")),
                                     rng.choice(("{id}", "list", "items", "status", "summary")))
-                 for _ in range(60)]
-    hosts = ["%s-%s-%s" % (rng.choice(services), rand_hex(rng, 10), rand_hex(rng, 5)) for _ in range(24)]
+                 for _i in range(60)]
+    hosts = ["%s-%s-%s" % (rng.choice(services), rand_hex(rng, 10), rand_hex(rng, 5)) for _i in range(24)]
     pool = []
-    for _ in range(60000):
+    for _i in range(60000):
         r = rng.random()
         d = {}
         if r < 0.55:
@@ -500,7 +502,7 @@ def gen_jsonl(rng):
             g = gmtime(t)
             base = "%04d-%02d-%02dT%02d:%02d:%02d." % (g.tm_year, g.tm_mon, g.tm_mday,
                                                        g.tm_hour, g.tm_min, g.tm_sec)
-            ts_list += [base + "%03dZ" % ms for ms in sorted(getrandbits(10) % 1000 for _ in range(k))]
+            ts_list += [base + "%03dZ" % ms for ms in sorted(getrandbits(10) % 1000 for _i in range(k))]
         n = len(ts_list)
         bodies = choices(pool, cum_weights=cum, k=n)
         durs = choices(DUR_TABLE, k=n)
@@ -514,7 +516,7 @@ DUR_TABLE = None
 
 def _init_dur_table(rng):
     global DUR_TABLE
-    DUR_TABLE = ["%.3f" % rng.lognormvariate(2.5, 1.1) for _ in range(20000)]
+    DUR_TABLE = ["%.3f" % rng.lognormvariate(2.5, 1.1) for _i in range(20000)]
 
 
 GENERATORS = {"access": gen_access, "syslog": gen_syslog, "jsonl": gen_jsonl}
@@ -545,7 +547,7 @@ def generate(kind, size, seed, out):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--kind", choices=sorted(GENERATORS), default="access")
     ap.add_argument("--size", default="256M", help="bytes, or with K/M/G/T suffix (binary)")
     ap.add_argument("--seed", type=int, default=1)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run the collection's compression engine on one file, in its own process.
 
     run_engine.py --input FILE --output /dev/shm/x.gz [--level 9] [--threads 0]

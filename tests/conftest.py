@@ -1,5 +1,6 @@
 # Make ansible_collections.sre.cmemgzip importable from this working tree, the way
 # ansible-test does it, for plain pytest runs.
+import importlib.util
 import os
 import sys
 
@@ -15,9 +16,15 @@ def _link_collection():
         os.symlink('../../../..', link)
 
 
-try:
-    import ansible_collections.sre.cmemgzip  # noqa: F401  (ansible-test units)
-except ImportError:
+def _collection_importable():
+    """True when ansible_collections.sre.cmemgzip is already importable (ansible-test units)."""
+    try:
+        return importlib.util.find_spec('ansible_collections.sre.cmemgzip') is not None
+    except ImportError:
+        return False
+
+
+if not _collection_importable():
     _link_collection()
     sys.path.insert(0, COLLECTIONS)
     os.environ.setdefault('ANSIBLE_COLLECTIONS_PATH', COLLECTIONS)

@@ -26,7 +26,8 @@ from .journal import Journal, JournalUnsafe
 from .recovery import recover_entry
 from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
-from .sysinfo import RAM_FSTYPES, MountTable, filesystem_usage, memory_available, peak_rss, usable_cpus
+from .mounts import statvfs_usage as filesystem_usage
+from .sysinfo import RAM_FSTYPES, MountTable, memory_available, peak_rss, usable_cpus
 
 DEFAULT_MEMORY_FRACTION = 0.5
 # Left free on the journal's filesystem: /dev/shm is shared with the host's

@@ -27,6 +27,8 @@ import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+from .sysinfo import usable_cpus
+
 BLOCK_SIZE = 1024 * 1024
 DICTIONARY_SIZE = 32 * 1024
 GZIP_MAGIC = b'\x1f\x8b'
@@ -169,8 +171,6 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     each block; Cancelled is raised as soon as it is true.  Returns GzipStats after the stream has been
     inflated again and found equal (CRC-32 and length) to what was read.
     """
-    from .sysinfo import usable_cpus  # avoid a cycle at import time
-
     threads = threads or usable_cpus()
     in_flight_max = 2 * threads
     writer = _StreamWriter(write, max_output)

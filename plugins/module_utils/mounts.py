@@ -168,7 +168,7 @@ def _match_any(value, patterns):
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-def _under(path, prefix):
+def is_under(path, prefix):
     return path == prefix or path.startswith(prefix.rstrip('/') + '/')
 
 
@@ -188,7 +188,7 @@ def exclusion_reason(entry, include_fstypes=None, exclude_fstypes=None):
         return 'not_included_fstype'
     if fstype in PSEUDO_FSTYPES:
         return 'pseudo'
-    if any(_under(entry.mount_point, p) for p in KERNEL_PATH_PREFIXES):
+    if any(is_under(entry.mount_point, p) for p in KERNEL_PATH_PREFIXES):
         return 'kernel_path'
     if fstype in IMAGE_FSTYPES:
         return 'readonly_image'
@@ -385,7 +385,7 @@ def mount_of_path(path, entries):
     for e in entries:
         if e.mount_id in hidden:
             continue
-        if _under(path, e.mount_point) or e.mount_point == '/':
+        if is_under(path, e.mount_point) or e.mount_point == '/':
             if best is None or len(e.mount_point) >= len(best.mount_point):
                 best = e
     return best
@@ -485,7 +485,7 @@ def _cgroup_dir(mount, cgroup_path):
     """
     root = mount.root.rstrip('/') or '/'
     if root != '/':
-        if not _under(cgroup_path, root):
+        if not is_under(cgroup_path, root):
             return None
         cgroup_path = cgroup_path[len(root):] or '/'
     return os.path.join(mount.mount_point, cgroup_path.lstrip('/')).rstrip('/') or '/'
@@ -497,7 +497,7 @@ def _walk_up(directory, top):
     d = directory.rstrip('/') or '/'
     while True:
         yield d
-        if d == top or not _under(d, top):
+        if d == top or not is_under(d, top):
             return
         parent = os.path.dirname(d)
         if parent == d:

@@ -31,6 +31,7 @@ import stat
 import zlib
 
 from .safe_fs import rename_noreplace, fsync_dir, syncfs
+from .sysinfo import COPY_ON_WRITE_FSTYPES
 
 INPLACE = 'inplace'
 TRUNCATE_FIRST = 'truncate_first'
@@ -58,7 +59,6 @@ class NotStarted(Exception):
 
 
 def choose_strategy(fstype, st):
-    from .sysinfo import COPY_ON_WRITE_FSTYPES
     if fstype in COPY_ON_WRITE_FSTYPES:
         return TRUNCATE_FIRST
     # A sparse file has holes: writing into them would need new blocks.

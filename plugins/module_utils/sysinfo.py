@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 import os
 import resource
 
+from . import mounts
+
 RAM_FSTYPES = frozenset(('tmpfs', 'ramfs'))
 # Filesystems that never overwrite a block in place: rewriting a file there
 # needs new blocks, so the replace protocol frees the old ones first.
@@ -60,41 +62,9 @@ def usable_cpus():
     return max(1, cpus)
 
 
-def _meminfo_bytes(field):
-    for line in (_read_text('/proc/meminfo') or '').splitlines():
-        if line.startswith(field + ':'):
-            return int(line.split()[1]) * 1024
-    return None
-
-
-def _cgroup_memory_headroom():
-    """Bytes the process's cgroup can still charge, or None when unlimited."""
-    cgroup_dir = _own_cgroup_v2_dir()
-    candidates = []
-    if cgroup_dir:
-        candidates.append((os.path.join(cgroup_dir, 'memory.max'), os.path.join(cgroup_dir, 'memory.current')))
-    candidates.append(('/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/memory/memory.usage_in_bytes'))
-    for limit_path, usage_path in candidates:
-        limit = (_read_text(limit_path) or '').strip()
-        usage = (_read_text(usage_path) or '').strip()
-        if not limit or not usage or limit == 'max':
-            continue
-        limit = int(limit)
-        if limit >= 1 << 60:  # cgroup v1 spells "unlimited" as a huge number
-            continue
-        return max(0, limit - int(usage))
-    return None
-
-
 def memory_available():
     """MemAvailable, lowered to the cgroup's headroom when that is smaller."""
-    available = _meminfo_bytes('MemAvailable')
-    if available is None:
-        available = (_meminfo_bytes('MemFree') or 0) + (_meminfo_bytes('Cached') or 0)
-    headroom = _cgroup_memory_headroom()
-    if headroom is not None:
-        available = min(available, headroom)
-    return available
+    return mounts.memory_status(mounts.read_mountinfo())['available']
 
 
 def peak_rss():
@@ -102,86 +72,23 @@ def peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _unescape_mountinfo(field):
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    if '\\' not in field:
-        return field
-    out = []
-    index = 0
-    while index < len(field):
-        if field[index] == '\\' and field[index + 1:index + 4].isdigit():
-            out.append(chr(int(field[index + 1:index + 4], 8)))
-            index += 4
-        else:
-            out.append(field[index])
-            index += 1
-    return ''.join(out)
-
-
-class Mount(object):
-    __slots__ = ('mount_point', 'device_number', 'fstype', 'source')
-
-    def __init__(self, mount_point, device_number, fstype, source):
-        self.mount_point = mount_point
-        self.device_number = device_number
-        self.fstype = fstype
-        self.source = source
-
-
-def parse_mountinfo(text):
-    """Mounts from /proc/PID/mountinfo text, in mount order."""
-    mounts = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(' - ')
-        if not sep:
-            continue
-        fields = left.split()
-        rest = right.split()
-        if len(fields) < 5 or len(rest) < 2:
-            continue
-        major, minor = fields[2].split(':', 1)
-        mounts.append(Mount(_unescape_mountinfo(fields[4]), os.makedev(int(major), int(minor)),
-                            rest[0], _unescape_mountinfo(rest[1])))
-    return mounts
-
-
 class MountTable(object):
     """Find the mount a path lives on."""
 
-    def __init__(self, mounts=None):
-        if mounts is None:
-            mounts = parse_mountinfo(_read_text('/proc/self/mountinfo') or '')
-        self._mounts = mounts
+    def __init__(self, entries=None):
+        self._entries = mounts.read_mountinfo() if entries is None else entries
 
     def find(self, path, device_number=None):
-        """The mount of ``path``: the longest mount point containing it.
+        """The visible mount holding ``path`` (a mounts.MountEntry), or None.
 
-        When several mounts stack on one point, the last one is visible.
-        ``device_number`` prefers a mount of that device (btrfs subvolumes
-        report anonymous device numbers, hence the path fallback).
+        ``device_number`` prefers a mount of that device: btrfs subvolumes
+        report anonymous device numbers, hence the path is the fallback.
         """
         path = os.path.realpath(path)
-        best = None
-        for mount in self._mounts:
-            point = mount.mount_point
-            inside = path == point or path.startswith(point.rstrip('/') + '/')
-            if inside and (best is None or len(point) >= len(best.mount_point)):
-                best = mount
-        if device_number is not None and best is not None and best.device_number != device_number:
-            for mount in reversed(self._mounts):
-                if mount.device_number == device_number and (
-                        path == mount.mount_point or path.startswith(mount.mount_point.rstrip('/') + '/')):
-                    return mount
+        best = mounts.mount_of_path(path, self._entries)
+        if device_number is None or best is None or os.makedev(best.major, best.minor) == device_number:
+            return best
+        for entry in reversed(self._entries):
+            if os.makedev(entry.major, entry.minor) == device_number and mounts.is_under(path, entry.mount_point):
+                return entry
         return best
-
-
-def filesystem_usage(path):
-    """statvfs of ``path`` in bytes and inodes."""
-    stats = os.statvfs(path)
-    return {
-        'size': stats.f_blocks * stats.f_frsize,
-        'free': stats.f_bfree * stats.f_frsize,
-        'avail': stats.f_bavail * stats.f_frsize,
-        'inodes': stats.f_files,
-        'inodes_free': stats.f_ffree,
-    }

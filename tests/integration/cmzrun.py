@@ -85,7 +85,7 @@ def parse_adhoc(stdout):
     m = _HOST_LINE.search(stdout)
     if not m:
         raise AssertionError(f'no host result in ansible output:\n{stdout[-4000:]}')
-    result, _ = json.JSONDecoder().raw_decode(stdout[m.end():])
+    result = json.JSONDecoder().raw_decode(stdout[m.end():])[0]
     result['_status'] = m.group(1)
     return result
 
@@ -103,7 +103,8 @@ def run_ansible(args, check=False, timeout=180, diff=False):
         cmd.append('--check')
     if diff:
         cmd.append('--diff')
-    p = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                       check=False)
     result = parse_adhoc(p.stdout)
     result['_stderr'] = p.stderr[-4000:]
     result['_rc'] = p.returncode

@@ -23,3 +23,6 @@ from fullfs import fullfs, fullfs_module, journal_dir  # noqa: E402,F401  (pytes
 # Real SSH hosts whose whole root filesystem is full (tests/fleet).
 sys.path.insert(0, os.path.join(_HERE, os.pardir, 'fleet'))
 from pytest_fleet import full_ssh_host  # noqa: E402,F401  (pytest fixture)
+
+# Re-exported so that pytest finds these fixtures in this conftest.
+__all__ = ['fullfs', 'fullfs_module', 'journal_dir', 'full_ssh_host']

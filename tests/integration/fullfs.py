@@ -242,7 +242,7 @@ class Inotify(object):
             raise OSError(e, f'inotify_add_watch {path}')
 
     def names(self, timeout):
-        r, _, _ = select.select([self.fd], [], [], timeout)
+        r = select.select([self.fd], [], [], timeout)[0]
         if not r:
             return []
         try:
@@ -338,7 +338,7 @@ class FullFS:
         self.filler_dir.mkdir(exist_ok=True)
         block = random_bytes(MiB, seed=0xF111)
         n = 0
-        for _ in range(max_rounds):
+        for _round in range(max_rounds):
             chunk = MiB
             path = self.filler_dir / f'filler{n:04d}'
             n += 1

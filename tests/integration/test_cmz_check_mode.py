@@ -45,5 +45,5 @@ def test_check_mode_changes_nothing(fullfs, journal_dir):
     assert tree_state(fs.data) == before
     assert sorted(os.listdir(fs.data)) == listing
     assert fs.free_bytes() == free
-    jfiles = [n for _, _, names in os.walk(journal_dir) for n in names]
+    jfiles = [n for walked in os.walk(journal_dir) for n in walked[2]]
     assert not jfiles, f'check mode wrote to the journal: {jfiles}'

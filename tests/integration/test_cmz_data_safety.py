@@ -102,7 +102,7 @@ def test_compress_on_full_fs(kind, fullfs, journal_dir):
     for path, data in ((f1, data1), (f2, data2)):
         assert_no_byte_lost(path, data)
     # Journal left clean: no copies or manifests linger.
-    jfiles = [n for _, _, names in os.walk(journal_dir) for n in names]
+    jfiles = [n for walked in os.walk(journal_dir) for n in walked[2]]
     assert not jfiles, f'journal not cleaned: {jfiles}'
     assert result['_status'] == 'CHANGED', short(result)
     assert result['changed'] is True

@@ -55,5 +55,5 @@ def test_journal_spills(fullfs):
     text = ' '.join(str(v) for v in (e['detail'], result['msg'], result['journal']))
     assert str(spill) in text
     # ... and cleaned both up.
-    left = [n for d in (journal, str(spill)) for _, _, names in os.walk(d) for n in names]
+    left = [n for d in (journal, str(spill)) for walked in os.walk(d) for n in walked[2]]
     assert not left, left

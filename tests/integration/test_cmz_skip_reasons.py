@@ -90,7 +90,7 @@ def skip_run(fullfs_module):
         # blocking open of the FIFO would hang; any open is a mistake).
         for name in ('pipe.log', 'dev.log'):
             watches[name] = Inotify(str(d / name), IN_OPEN | IN_ACCESS | IN_MODIFY)
-        paths = [str(d / p) for ps, _ in CASES.values() for p in ps] + [str(control)]
+        paths = [str(d / p) for ps, _reason in CASES.values() for p in ps] + [str(control)]
         t0 = time.monotonic()
         result = run_ansible({'path': paths, 'excludes': ['*.skipme'], 'journal_dir': str(journal)},
                              timeout=120)
