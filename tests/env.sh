@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Source me: Ansible settings that make it use this working tree.
 _repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ANSIBLE_COLLECTIONS_PATH="$_repo/.cache/collections"

@@ -45,7 +45,7 @@ def test_engine_run_on_full_tmpfs(engine, fullfs, journal_dir):
     assert e['dest'] == gz
     assert not os.path.lexists(f)
     assert gunzip_sha256(gz) == sha256_bytes(data)
-    assert subprocess.run(['gzip', '-t', gz]).returncode == 0
+    assert subprocess.run(['gzip', '-t', gz], check=False).returncode == 0
     assert gzip_members(gz) == 1
     new = os.stat(gz)
     assert (new.st_ino, new.st_uid, new.st_gid, new.st_mode, new.st_mtime_ns) == (

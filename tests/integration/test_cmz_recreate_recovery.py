@@ -59,7 +59,7 @@ def test_interrupted_recreate_is_finished(point, fullfs, journal_dir):
 
     script = DIE_IN_RECREATE.format(collections=str(COLLECTIONS), point=point, path=str(path),
                                     journal=journal_dir)
-    died = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120)
+    died = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120, check=False)
     assert died.returncode == 9, died.stderr
     assert not os.path.lexists(path), 'the original should be unlinked at this point'
     journal_files = sorted(os.listdir(os.path.join(journal_dir, 'sre.cmemgzip')))
@@ -73,8 +73,8 @@ def test_interrupted_recreate_is_finished(point, fullfs, journal_dir):
     gz = '%s.gz' % path
     assert gunzip_sha256(gz) == sha256_bytes(data)
     new = os.stat(gz)
-    assert (new.st_uid, new.st_gid, new.st_mode, new.st_mtime_ns) == (st.st_uid, st.st_gid, st.st_mode,
-                                                                        st.st_mtime_ns)
+    assert (new.st_uid, new.st_gid, new.st_mode, new.st_mtime_ns) == (
+        st.st_uid, st.st_gid, st.st_mode, st.st_mtime_ns)
     assert os.listdir(os.path.join(journal_dir, 'sre.cmemgzip')) == []
     skipped = [f for f in result['files'] if f['action'] == 'skipped']
     assert [f['reason'] for f in skipped] == ['not_found'], short(result)
