@@ -124,13 +124,13 @@ options:
     description:
       - Directory for the crash journal, on a filesystem other than the files' own, normally RAM. A private
         subdirectory C(sre.cmemgzip) is created there.
+      - A directory on another, disk-backed filesystem also keeps the copy across a power loss.
     type: path
     default: /dev/shm
   spill_dir:
     description:
       - Directory on another filesystem for the journal when O(journal_dir) is missing, on the same filesystem, or too
         small for a file. Without it such files are skipped with reason C(no_journal_space).
-      - A spill directory on a disk also keeps the copy across a power loss.
     type: path
 notes:
   - A file is replaced only after its compressed copy was verified; see the collection's docs/how-it-works.md for the
