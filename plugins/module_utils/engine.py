@@ -365,8 +365,12 @@ class Run(object):
             if not committed:
                 entry.discard()
             raise
-        return {'action': 'compressed', 'compressed_size': stats.output_size,
-                'bytes_saved': self._allocated(st) - after.st_blocks * 512, 'strategy': strategy}
+        result = {'action': 'compressed', 'compressed_size': stats.output_size,
+                  'bytes_saved': self._allocated(st) - after.st_blocks * 512, 'strategy': strategy}
+        if lease is not None and not lease.held and lease.unavailable_reason:
+            result['detail'] = 'no write lease (%s): other openers were found by the /proc scan only' \
+                % lease.unavailable_reason
+        return result
 
     def _cap_skip(self, choice):
         details = {
