@@ -2,7 +2,7 @@
 # Quality gates of the sre.cmemgzip collection.
 #
 # Usage:  bash .ci/gates.sh [--fail-fast] [GATE ...]
-#   GATE is one of: sanity units lint vermin build changelog ee   (default: all, in this order)
+#   GATE is one of: sanity units integration lint vermin build changelog ee   (default: all, in this order)
 #   --fail-fast   stop at the first failing gate (default: run every gate, fail at the end)
 #
 # Needs: root (a bind mount inside `unshare --mount`), git, util-linux, and
@@ -15,6 +15,8 @@
 # Gates:
 #   sanity     ansible-test sanity --venv, every test, tests/sanity/ignore-*.txt absent or empty
 #   units      ansible-test units --venv (tests/unit)
+#   integration ansible-test integration --local on this machine (tests/integration/targets;
+#              they mount and fill small filesystems: root, destructive)
 #   lint       ansible-lint --profile production (config: .ansible-lint)
 #   vermin     Python 3.8 floor for plugins/modules and plugins/module_utils
 #   build      ansible-galaxy collection build + offline install into a temporary path,
@@ -39,7 +41,7 @@ readonly FQ="${NAMESPACE}.${COLLECTION}"
 readonly PYV="${GATES_PYTHON:-3.11}"
 readonly SANITY_TIMEOUT="${GATES_SANITY_TIMEOUT:-900}"
 readonly UNITS_TIMEOUT="${GATES_UNITS_TIMEOUT:-600}"
-readonly ALL_GATES=(sanity units lint vermin build changelog ee)
+readonly ALL_GATES=(sanity units integration lint vermin build changelog ee)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cmemgzip-gates.XXXXXX")
 readonly WORK
@@ -247,6 +249,12 @@ gate_units() {
     ensure_get_pip_standin
     # -v: pytest names every test, so a hang or failure is easy to place.
     in_collection_tree "$UNITS_TIMEOUT" ansible-test units -v --venv --python "$PYV" --color no
+}
+
+gate_integration() {
+    need ansible-test git
+    in_collection_tree "$UNITS_TIMEOUT" ansible-test integration --local --allow-destructive --allow-root \
+        --python "$PYV" --color no
 }
 
 gate_lint() {
@@ -492,7 +500,7 @@ main() {
                 sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
                 return 0
                 ;;
-            sanity | units | lint | vermin | build | changelog | ee) gates+=("$gate") ;;
+            sanity | units | integration | lint | vermin | build | changelog | ee) gates+=("$gate") ;;
             *)
                 err "unknown gate '$gate' (known: ${ALL_GATES[*]})"
                 return 2
