@@ -24,5 +24,21 @@ from fullfs import fullfs, fullfs_module, journal_dir  # noqa: E402,F401  (pytes
 sys.path.insert(0, os.path.join(_HERE, os.pardir, 'fleet'))
 from pytest_fleet import full_ssh_host  # noqa: E402,F401  (pytest fixture)
 
+import importlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+from cmzrun import COLLECTIONS, ensure_collection_link  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def engine():
+    """The engine module, imported in-process from the working tree."""
+    ensure_collection_link()
+    if str(COLLECTIONS) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS))
+    return importlib.import_module('ansible_collections.sre.cmemgzip.plugins.module_utils.engine')
+
+
 # Re-exported so that pytest finds these fixtures in this conftest.
-__all__ = ['fullfs', 'fullfs_module', 'journal_dir', 'full_ssh_host']
+__all__ = ['fullfs', 'fullfs_module', 'journal_dir', 'full_ssh_host', 'engine']

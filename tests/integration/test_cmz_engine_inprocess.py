@@ -8,23 +8,11 @@ tmpfs: the fast path for the same guarantees as the Ansible tests."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
-import sys
 
-import pytest
-
-from cmzrun import COLLECTIONS, assert_contract_keys, ensure_collection_link, entry, short
+from cmzrun import assert_contract_keys, entry, short
 from fullfs import MiB, gunzip_sha256, gzip_members, log_bytes, sha256_bytes, tree_state
-
-
-@pytest.fixture(scope='module')
-def engine():
-    ensure_collection_link()
-    if str(COLLECTIONS) not in sys.path:
-        sys.path.insert(0, str(COLLECTIONS))
-    return importlib.import_module('ansible_collections.sre.cmemgzip.plugins.module_utils.engine')
 
 
 def test_engine_run_on_full_tmpfs(engine, fullfs, journal_dir):

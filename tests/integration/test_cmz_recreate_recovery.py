@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from cmzrun import COLLECTIONS, ensure_collection_link, short
+from cmzrun import COLLECTIONS, short
 from fullfs import MiB, gunzip_sha256, log_bytes, sha256_bytes
 
 DIE_IN_RECREATE = textwrap.dedent('''
@@ -44,12 +44,7 @@ DIE_IN_RECREATE = textwrap.dedent('''
 
 
 @pytest.mark.parametrize('point', ['after_unlink', 'half_written'])
-def test_interrupted_recreate_is_finished(point, fullfs, journal_dir):
-    ensure_collection_link()
-    if str(COLLECTIONS) not in sys.path:
-        sys.path.insert(0, str(COLLECTIONS))
-    from ansible_collections.sre.cmemgzip.plugins.module_utils import engine
-
+def test_interrupted_recreate_is_finished(point, engine, fullfs, journal_dir):
     fs = fullfs('tmpfs', size=32 * MiB)
     data = log_bytes(3 * MiB, seed=91)
     path = fs.write_file('svc.log', data, mode=0o640, mtime_ns=1_500_000_000_123_456_789)
