@@ -74,6 +74,10 @@ SERVICE_USERS = (
     ("svcapp", "svcapp", "/nonexistent"),
     ("svclog", "adm", "/nonexistent"),
 )
+# An unprivileged login with passwordless sudo, for "with become" runs. Its home
+# lives on the full filesystem of each host, like root's.
+OPS_USER = "cmzops"
+OPS_HOME = "/home/cmzops"
 
 # The logs written into every host before it is filled (about 36 MiB: compressing
 # them frees about 30 MiB, over 25 % of every full kind, so a target_free of 15 %
@@ -419,6 +423,11 @@ def ensure_service_users() -> None:
             pwd.getpwnam(user)
         except KeyError:
             run(["useradd", "-r", "-g", group, "-d", home, "-M", "-s", "/usr/sbin/nologin", user])
+    try:
+        pwd.getpwnam(OPS_USER)
+    except KeyError:
+        # '*': no password, but not locked (sshd refuses locked accounts without PAM)
+        run(["useradd", "-r", "-U", "-d", OPS_HOME, "-M", "-s", "/bin/bash", "-p", "*", OPS_USER])
 
 
 # -------------------------------------------------- inside the namespace
@@ -516,7 +525,7 @@ def host_init(state_dir: str, name: str) -> None:
     _mount("--rbind", "/dev", f"{root}/dev")
     _mount("-t", "tmpfs", "-o", f"size={SHM_SIZE},mode=1777,nosuid,nodev", "shm", f"{root}/dev/shm")
     _mount("-t", "tmpfs", "-o", f"size={RUN_SIZE},mode=0755,nosuid,nodev", "tmpfs", f"{root}/run")
-    for d, mode in (("/run/sshd", 0o755), ("/run/lock", 0o1777), (HOST_RUN_DIR, 0o700)):
+    for d, mode in (("/run/sshd", 0o755), ("/run/lock", 0o1777), (HOST_RUN_DIR, 0o755)):
         os.makedirs(root + d, exist_ok=True)
         os.chmod(root + d, mode)
 
@@ -536,6 +545,7 @@ def host_init(state_dir: str, name: str) -> None:
     # logs, owned by service users, before filling
     import grp
     import pwd
+    _add_ops_user(root, pwd.getpwnam(OPS_USER))
     logs = []
     now = int(time.time())
     src_dir = spec["logsrc_dir"]
@@ -578,7 +588,9 @@ def host_init(state_dir: str, name: str) -> None:
     run_dir = root + HOST_RUN_DIR
     shutil.copyfile(os.path.join(hdir, "ssh_host_ed25519_key"), f"{run_dir}/ssh_host_ed25519_key")
     os.chmod(f"{run_dir}/ssh_host_ed25519_key", 0o600)
+    # sshd reads authorized_keys as the user logging in: root and the ops user share this one
     shutil.copyfile(os.path.join(state_dir, "id_ed25519.pub"), f"{run_dir}/authorized_keys")
+    os.chmod(f"{run_dir}/authorized_keys", 0o644)
     with open(f"{run_dir}/sshd_config", "w", encoding="utf-8") as fh:
         fh.write(sshd_config(spec["addr"], spec["port"]))
 
@@ -590,6 +602,19 @@ def host_init(state_dir: str, name: str) -> None:
     os.chroot(root)
     os.chdir("/")
     os.execv("/usr/sbin/sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", f"{HOST_RUN_DIR}/sshd_config"])
+
+
+def _add_ops_user(root: str, account) -> None:
+    """The ops user's home (on the full filesystem) and its sudo rule, in this host only."""
+    os.makedirs(root + OPS_HOME, mode=0o750, exist_ok=True)
+    os.chown(root + OPS_HOME, account.pw_uid, account.pw_gid)
+    for dot in ("bashrc", "profile"):
+        shutil.copyfile(f"/usr/share/base-files/dot.{dot}", f"{root}{OPS_HOME}/.{dot}")
+    if os.path.isdir(root + "/etc/sudoers.d"):
+        rule = f"{root}/etc/sudoers.d/{OPS_USER}"
+        with open(rule, "w", encoding="utf-8") as fh:
+            fh.write(f"{OPS_USER} ALL=(ALL) NOPASSWD: ALL\n")
+        os.chmod(rule, 0o440)
 
 
 def sshd_config(addr: str, port: int) -> str:

@@ -16,12 +16,12 @@ from cmzrun import COLLECTIONS, ANSIBLE_HOME, ensure_collection_link
 HOSTS = 'fx-container,fx-vm'
 
 
-def _ansible(inventory, module, args, extra_env=None):
+def _ansible(inventory, module, args, extra_env=None, hosts=HOSTS, options=()):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_HOME=str(ANSIBLE_HOME),
                ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='0', ANSIBLE_PIPELINING='0')
     env.pop('TMPDIR', None)
     env.update(extra_env or {})
-    proc = subprocess.run(['ansible', '-i', inventory, HOSTS, '-m', module, '-a', json.dumps(args)],
+    proc = subprocess.run(['ansible', '-i', inventory, hosts, '-m', module, '-a', json.dumps(args)] + list(options),
                           capture_output=True, text=True, env=env, timeout=600, stdin=subprocess.DEVNULL,
                           check=False)
     results = {}
@@ -44,39 +44,49 @@ def test_plain_module_cannot_start_there(full_ssh_host):
         assert results[name][0] in ('FAILED!', 'UNREACHABLE!'), proc.stdout
 
 
-def test_adhoc_call_compresses_on_full_root(full_ssh_host):
-    ensure_collection_link()
-    before = {name: _root_df(full_ssh_host, name) for name in full_ssh_host.names}
-    assert all(stats['avail'] == 0 for stats in before.values())
+def _check_compressed(hosts, name, result):
+    compressed = {f['path']: f for f in result['files'] if f['action'] == 'compressed'}
+    for log in hosts.manifests[name]['logs']:
+        if not log['path'].startswith('/var/log/app/') or log['expect'] != 'compress':
+            continue
+        assert log['path'] in compressed, (log['path'], result['files'])
+        check = hosts.ssh(name, "zcat '%s.gz' | sha256sum; stat -c '%%u %%g %%a %%Y' '%s.gz'; "
+                                "test ! -e '%s' && echo gone" % (log['path'], log['path'], log['path']))
+        digest, meta, gone = check.stdout.split('\n')[:3]
+        assert digest.split()[0] == log['sha256']
+        assert meta.split() == [str(log['uid']), str(log['gid']), log['mode'].lstrip('0'), str(log['mtime'])]
+        assert gone == 'gone'
 
-    proc, results = _ansible(full_ssh_host.inventory, 'sre.cmemgzip.cmemgzip',
-                             {'path': ['/var/log/app'], 'recurse': True})
+
+def _compress_and_check(hosts, name, options=()):
+    ensure_collection_link()
+    before = _root_df(hosts, name)
+    assert before['avail'] == 0
+    args = {'path': ['/var/log/app'], 'recurse': True}
+    proc, results = _ansible(hosts.inventory, 'sre.cmemgzip.cmemgzip', args, hosts=name, options=options)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for name in full_ssh_host.names:
-        status, result = results[name]
-        assert status == 'CHANGED', result
-        compressed = {f['path']: f for f in result['files'] if f['action'] == 'compressed'}
-        manifest = full_ssh_host.manifests[name]
-        for log in manifest['logs']:
-            if not log['path'].startswith('/var/log/app/') or log['expect'] != 'compress':
-                continue
-            assert log['path'] in compressed, (log['path'], result['files'])
-            check = full_ssh_host.ssh(name, "zcat '%s.gz' | sha256sum; stat -c '%%u %%g %%a %%Y' '%s.gz'; "
-                                            "test ! -e '%s' && echo gone" % (log['path'], log['path'], log['path']))
-            digest, meta, gone = check.stdout.split('\n')[:3]
-            assert digest.split()[0] == log['sha256']
-            assert meta.split() == [str(log['uid']), str(log['gid']), log['mode'].lstrip('0'), str(log['mtime'])]
-            assert gone == 'gone'
-        after = _root_df(full_ssh_host, name)
-        saved = result['totals']['bytes_saved']
-        assert saved > 0
-        # the host's root got back what the module says, to the block
-        assert abs((after['free'] - before[name]['free']) - saved) <= 64 * 1024
+    status, result = results[name]
+    assert status == 'CHANGED', result
+    _check_compressed(hosts, name, result)
+    saved = result['totals']['bytes_saved']
+    assert saved > 0
+    # the host's root got back what the module says, to the block
+    assert abs((_root_df(hosts, name)['free'] - before['free']) - saved) <= 64 * 1024
 
     # a second call changes nothing
-    proc, results = _ansible(full_ssh_host.inventory, 'sre.cmemgzip.cmemgzip',
-                             {'path': ['/var/log/app'], 'recurse': True})
+    proc, results = _ansible(hosts.inventory, 'sre.cmemgzip.cmemgzip', args, hosts=name, options=options)
     assert proc.returncode == 0, proc.stdout
-    for name in full_ssh_host.names:
-        assert results[name][0] == 'SUCCESS'
-        assert results[name][1]['changed'] is False
+    assert results[name][0] == 'SUCCESS'
+    assert results[name][1]['changed'] is False
+
+
+def test_adhoc_call_as_root_compresses_on_full_root(full_ssh_host):
+    """ansible HOST -m sre.cmemgzip.cmemgzip -a ..., logged in as root (no become)."""
+    _compress_and_check(full_ssh_host, full_ssh_host.by_kind('vm'))
+
+
+def test_adhoc_call_with_become_compresses_on_full_root(full_ssh_host):
+    """ansible HOST -b -m ..., logged in as an unprivileged user whose home is on the full
+    filesystem too, become root with sudo."""
+    _compress_and_check(full_ssh_host, full_ssh_host.by_kind('container'),
+                        options=['-e', 'ansible_user=cmzops', '--become'])
