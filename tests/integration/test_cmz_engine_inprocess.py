@@ -62,3 +62,27 @@ def test_check_mode_stops_where_the_real_run_would(engine, fullfs, journal_dir):
     real = engine.run(engine.Options(**options))
     assert [entry(real, p)['action'] for p in (big, small)] == ['compressed', 'skipped'], short(real)
     assert entry(real, big)['bytes_saved'] == entry(survey, big)['bytes_saved']
+
+
+def test_read_only_filesystem_loses_nothing(engine, fullfs, journal_dir):
+    """cmemgzip 0.4.4 lost the whole file when its write after the unlink failed on a
+    filesystem remounted read-only.  Here nothing is touched, the journal is left clean,
+    and the run after the remount finishes the job."""
+    fs = fullfs('tmpfs', size=32 * MiB)
+    data = log_bytes(3 * MiB, seed=85)
+    path = fs.write_file('svc.log', data)
+    fs.fill()
+    subprocess.run(['mount', '-o', 'remount,ro', str(fs.mnt)], check=True)
+    try:
+        result = engine.run(engine.Options(paths=[str(path)], min_size=0, journal_dir=journal_dir))
+    finally:
+        subprocess.run(['mount', '-o', 'remount,rw', str(fs.mnt)], check=True)
+    assert result['failed'] is True and result['changed'] is False, short(result)
+    assert entry(result, path)['action'] == 'failed'
+    assert sha256_bytes(path.read_bytes()) == sha256_bytes(data)
+    assert not os.path.lexists('%s.gz' % path)
+    assert os.listdir(os.path.join(journal_dir, 'sre.cmemgzip')) == []
+
+    again = engine.run(engine.Options(paths=[str(path)], min_size=0, journal_dir=journal_dir))
+    assert entry(again, path)['action'] == 'compressed', short(again)
+    assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
