@@ -84,11 +84,10 @@ class _CountingSink(object):
 
 
 class _JournalChoice(object):
-    __slots__ = ('journal', 'ram_backed', 'cap', 'cap_reason')
+    __slots__ = ('journal', 'cap', 'cap_reason')
 
-    def __init__(self, journal, ram_backed, cap, cap_reason):
+    def __init__(self, journal, cap, cap_reason):
         self.journal = journal
-        self.ram_backed = ram_backed
         self.cap = cap
         self.cap_reason = cap_reason
 
@@ -99,7 +98,7 @@ class Run(object):
     def __init__(self, options):
         self.options = options
         self.mounts = MountTable()
-        self.available_memory = memory_available()
+        self.available_memory = memory_available(self.mounts.entries)
         self.memory_limit = options.memory_limit
         if self.memory_limit is None:
             self.memory_limit = int(self.available_memory * DEFAULT_MEMORY_FRACTION)
@@ -109,12 +108,11 @@ class Run(object):
         self.peak_journal = 0
         self.journal_notes = []
         self.journals = []
-        self._lock_fd = None
 
     # -- journals -------------------------------------------------------
 
     def _open_journals(self):
-        for base, ram_hint in ((self.options.journal_dir, True), (self.options.spill_dir, False)):
+        for base in (self.options.journal_dir, self.options.spill_dir):
             if not base:
                 continue
             journal = Journal(base)
@@ -178,7 +176,7 @@ class Run(object):
         if journal.ram_backed:
             caps.append((self.memory_limit, 'memory_budget'))
         cap, reason = min(caps, key=lambda pair: pair[0])
-        return _JournalChoice(journal, journal.ram_backed, cap, reason)
+        return _JournalChoice(journal, cap, reason)
 
     # -- filesystems ----------------------------------------------------
 
@@ -271,7 +269,7 @@ class Run(object):
         lease = None if options.check_mode else self._lease(original)
         try:
             if options.check_mode:
-                return self._measure(candidate, st, fd, choice)
+                return self._measure(candidate, filesystem, st, fd, choice)
             return self._compress_to_journal(candidate, filesystem, st, dir_fd, original, choice, lease)
         finally:
             if lease is not None:
@@ -299,7 +297,7 @@ class Run(object):
         except Cancelled:
             raise Skip('open', 'another process opened the file while it was compressed')
 
-    def _measure(self, candidate, st, fd, choice):
+    def _measure(self, candidate, filesystem, st, fd, choice):
         sink = _CountingSink()
         try:
             stats = self._deflate(candidate, st, fd, sink.write, choice.cap)
@@ -309,7 +307,7 @@ class Run(object):
         if saved <= 0:
             raise Skip('not_smaller', 'the compressed copy would free no block', compressed_size=stats.output_size)
         return {'action': 'would_compress', 'compressed_size': stats.output_size, 'bytes_saved': saved,
-                'strategy': choose_strategy(self._fstype(candidate), st),
+                'strategy': choose_strategy(filesystem['fstype'], st),
                 'detail': 'real compressed size; bytes_saved estimated from the block size'}
 
     def _compress_to_journal(self, candidate, filesystem, st, dir_fd, original, choice, lease):
@@ -326,7 +324,7 @@ class Run(object):
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise Skip('no_journal_space', 'the journal at %s ran out of space' % choice.journal.path)
                 raise
-            if choice.ram_backed:
+            if choice.journal.ram_backed:
                 self.peak_journal = max(self.peak_journal, stats.output_size)
             after_read = os.fstat(fd)
             if (after_read.st_size, after_read.st_mtime_ns, after_read.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino) \
@@ -379,10 +377,6 @@ class Run(object):
             'no_journal_space': 'the compressed copy would not fit in %s' % choice.journal.path,
         }
         return Skip(choice.cap_reason, details[choice.cap_reason])
-
-    def _fstype(self, candidate):
-        mount = self.mounts.find(candidate.dir_path, candidate.st.st_dev)
-        return mount.fstype if mount else None
 
     @staticmethod
     def _allocated(st):

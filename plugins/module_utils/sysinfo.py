@@ -62,9 +62,11 @@ def usable_cpus():
     return max(1, cpus)
 
 
-def memory_available():
+def memory_available(mount_entries=None):
     """MemAvailable, lowered to the cgroup's headroom when that is smaller."""
-    return mounts.memory_status(mounts.read_mountinfo())['available']
+    if mount_entries is None:
+        mount_entries = mounts.read_mountinfo()
+    return mounts.memory_status(mount_entries)['available']
 
 
 def peak_rss():
@@ -76,7 +78,7 @@ class MountTable(object):
     """Find the mount a path lives on."""
 
     def __init__(self, entries=None):
-        self._entries = mounts.read_mountinfo() if entries is None else entries
+        self.entries = mounts.read_mountinfo() if entries is None else entries
 
     def find(self, path, device_number=None):
         """The visible mount holding ``path`` (a mounts.MountEntry), or None.
@@ -85,10 +87,10 @@ class MountTable(object):
         report anonymous device numbers, hence the path is the fallback.
         """
         path = os.path.realpath(path)
-        best = mounts.mount_of_path(path, self._entries)
+        best = mounts.mount_of_path(path, self.entries)
         if device_number is None or best is None or os.makedev(best.major, best.minor) == device_number:
             return best
-        for entry in reversed(self._entries):
+        for entry in reversed(self.entries):
             if os.makedev(entry.major, entry.minor) == device_number and mounts.is_under(path, entry.mount_point):
                 return entry
         return best
