@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 
-.PHONY: deps demo test unit integration molecule bench bench-quick gates
+.PHONY: deps demo test unit system molecule bench bench-quick gates
 
 deps:
 	bash tests/install-deps.sh
@@ -16,8 +16,8 @@ test: deps
 unit: deps
 	$(PYTHON) -m pytest tests/unit
 
-integration: deps
-	$(PYTHON) -m pytest tests/integration
+system: deps
+	$(PYTHON) -m pytest tests/system
 
 molecule: deps
 	source tests/env.sh && molecule test -s default

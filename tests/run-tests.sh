@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . tests/env.sh
 
 echo "== pytest: unit and integration"
-python3 -m pytest tests/unit tests/integration
+python3 -m pytest tests/unit tests/system
 
 echo "== molecule test -s default"
 molecule test -s default

@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Fixtures of the integration tests.
+"""Fixtures of the system tests (real filesystems, real processes, real SSH hosts).
 
-The full-filesystem fixtures live in fullfs.py (imported here so pytest sees
-them); other fixture sets (e.g. SSH hosts) can be added beside this import.
+The shared test library lives in tests/lib (fullfs.py: real full filesystems,
+cmzrun.py: ways to run the module); the SSH fleet in tests/fleet.
 """
 
 import os
@@ -15,8 +15,10 @@ import sys
 # The helpers (fullfs.py, cmzrun.py) are imported by their bare names; this
 # also works under --import-mode=importlib, which does not touch sys.path.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+_LIB = os.path.join(_HERE, os.pardir, 'lib')
+for _path in (_HERE, _LIB):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from fullfs import fullfs, fullfs_module, journal_dir  # noqa: E402,F401  (pytest fixtures)
 
