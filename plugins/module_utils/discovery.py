@@ -18,6 +18,8 @@ import os
 import stat
 import time
 
+from . import codes
+
 GZ_SUFFIX = '.gz'
 
 
@@ -78,12 +80,12 @@ class Discovery(object):
         given = os.path.abspath(os.path.expanduser(given))
         matches = sorted(glob.glob(given)) if _has_magic(given) else [given]
         if not matches:
-            yield Candidate(given).skip('not_found', 'no file matches')
+            yield Candidate(given).skip(codes.NOT_FOUND, 'no file matches')
         for path in matches:
             try:
                 st = os.lstat(path)
             except OSError as exc:
-                yield Candidate(path).skip('not_found', exc.strerror)
+                yield Candidate(path).skip(codes.NOT_FOUND, exc.strerror)
                 continue
             if stat.S_ISDIR(st.st_mode):
                 yield from self._walk(path, st.st_dev)
@@ -118,28 +120,28 @@ class Discovery(object):
         candidate = Candidate(path, os.path.dirname(path), name, st)
         if any(fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(path, pattern)
                for pattern in options.excludes):
-            return candidate.skip('excluded', 'matches excludes')
+            return candidate.skip(codes.EXCLUDED, 'matches excludes')
         if explicit and options.patterns and not self._matches_patterns(name):
-            return candidate.skip('excluded', 'does not match patterns')
+            return candidate.skip(codes.EXCLUDED, 'does not match patterns')
         if stat.S_ISLNK(st.st_mode):
             if not options.follow:
-                return candidate.skip('symlink', 'a symbolic link; set follow to compress its target')
+                return candidate.skip(codes.SYMLINK, 'a symbolic link; set follow to compress its target')
             target = os.path.realpath(path)
             try:
                 st = os.lstat(target)
             except OSError as exc:
-                return candidate.skip('not_found', 'symlink target: %s' % exc.strerror)
+                return candidate.skip(codes.NOT_FOUND, 'symlink target: %s' % exc.strerror)
             candidate = Candidate(path, os.path.dirname(target), os.path.basename(target), st)
         if not stat.S_ISREG(st.st_mode):
-            return candidate.skip('not_regular', 'not a regular file')
+            return candidate.skip(codes.NOT_REGULAR, 'not a regular file')
         if st.st_size < options.min_size:
-            return candidate.skip('too_small', 'smaller than min_size (%d bytes)' % options.min_size)
+            return candidate.skip(codes.TOO_SMALL, 'smaller than min_size (%d bytes)' % options.min_size)
         if options.min_age and self.now - st.st_mtime < options.min_age:
-            return candidate.skip('too_young', 'modified less than min_age (%d s) ago' % options.min_age)
+            return candidate.skip(codes.TOO_YOUNG, 'modified less than min_age (%d s) ago' % options.min_age)
         if st.st_nlink > 1:
-            return candidate.skip('hardlinked', '%d hard links: compressing would free nothing' % st.st_nlink)
+            return candidate.skip(codes.HARDLINKED, '%d hard links: compressing would free nothing' % st.st_nlink)
         if os.path.lexists(candidate.dest):
-            return candidate.skip('dest_exists', '%s already exists' % candidate.dest)
+            return candidate.skip(codes.DEST_EXISTS, '%s already exists' % candidate.dest)
         return candidate
 
 

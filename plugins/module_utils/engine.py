@@ -18,12 +18,13 @@ import fcntl
 import os
 import time
 
-from . import open_files
+from . import codes, open_files
 from .discovery import Discovery
 from .formats import LONGEST_MAGIC, compressed_format
 from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
 from .journal import Journal, JournalUnsafe
 from .recovery import recover_entry
+from .results import FileResult
 from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
 from .mounts import statvfs_usage as filesystem_usage
@@ -172,9 +173,9 @@ class Run(object):
         need = min(st.st_size, self.memory_limit)
         fitting = [(j, room) for j, room in usable if room >= (need if j.ram_backed else st.st_size)]
         journal, room = fitting[0] if fitting else max(usable, key=lambda pair: pair[1])
-        caps = [(not_smaller, 'not_smaller'), (room, 'no_journal_space')]
+        caps = [(not_smaller, codes.NOT_SMALLER), (room, codes.NO_JOURNAL_SPACE)]
         if journal.ram_backed:
-            caps.append((self.memory_limit, 'memory_budget'))
+            caps.append((self.memory_limit, codes.MEMORY_BUDGET))
         cap, reason = min(caps, key=lambda pair: pair[0])
         return _JournalChoice(journal, cap, reason)
 
@@ -208,29 +209,14 @@ class Run(object):
 
     def process(self, candidate, filesystem):
         started = time.monotonic()
-        result = {
-            'path': candidate.path,
-            'dest': candidate.dest,
-            'action': None,
-            'reason': None,
-            'detail': None,
-            'original_size': candidate.st.st_size,
-            'compressed_size': None,
-            'bytes_saved': 0,
-            'ratio': None,
-            'seconds': None,
-            'strategy': None,
-            'estimated': False,
-        }
+        result = FileResult(candidate.path, candidate.dest, original_size=candidate.st.st_size)
         try:
-            result.update(self._compress(candidate, filesystem))
+            result.update(**self._compress(candidate, filesystem))
         except Skip as skip:
-            result.update(action='skipped', reason=skip.reason, detail=skip.detail, **skip.extra)
+            result.update(action=codes.SKIPPED, reason=skip.reason, detail=skip.detail, **skip.extra)
         except (OSError, ReplaceIncomplete, VerificationError) as exc:
-            result.update(action='failed', reason='error', detail=str(exc))
-        if result['compressed_size'] and result['original_size']:
-            result['ratio'] = round(float(result['original_size']) / result['compressed_size'], 2)
-        result['seconds'] = round(time.monotonic() - started, 3)
+            result.update(action=codes.FAILED, reason=codes.ERROR, detail=str(exc))
+        result.seconds = round(time.monotonic() - started, 3)
         return result
 
     def _compress(self, candidate, filesystem):
@@ -241,9 +227,9 @@ class Run(object):
                 original = OpenFile(open_regular(dir_fd, candidate.name, writable=not check_mode))
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    raise Skip('symlink', 'became a symbolic link')
+                    raise Skip(codes.SYMLINK, 'became a symbolic link')
                 if exc.errno == errno.ENOENT:
-                    raise Skip('not_found', 'vanished')
+                    raise Skip(codes.NOT_FOUND, 'vanished')
                 raise
             try:
                 return self._compress_open(candidate, filesystem, dir_fd, original)
@@ -257,15 +243,15 @@ class Run(object):
         fd = original.fd
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (candidate.st.st_dev, candidate.st.st_ino):
-            raise Skip('changed_while_reading', 'replaced by another file since it was found')
+            raise Skip(codes.CHANGED_WHILE_READING, 'replaced by another file since it was found')
         if st.st_nlink > 1:
-            raise Skip('hardlinked', '%d hard links' % st.st_nlink)
+            raise Skip(codes.HARDLINKED, '%d hard links' % st.st_nlink)
         found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))
         if found:
-            raise Skip('already_compressed', 'already %s data' % found)
+            raise Skip(codes.ALREADY_COMPRESSED, 'already %s data' % found)
         choice = self._choose_journal(st)
         if choice is None:
-            raise Skip('no_journal_space', self._no_journal_detail())
+            raise Skip(codes.NO_JOURNAL_SPACE, self._no_journal_detail())
         lease = None if options.check_mode else self._lease(original)
         try:
             if options.check_mode:
@@ -285,7 +271,7 @@ class Run(object):
         try:
             return WriteLease(original)
         except FileBusy:
-            raise Skip('open', 'opened by another process (the kernel refused a write lease)')
+            raise Skip(codes.OPEN, 'opened by another process (the kernel refused a write lease)')
 
     def _deflate(self, candidate, st, fd, write, cap, lease=None):
         # A broken lease means another process waits in open() for us: stop
@@ -295,7 +281,7 @@ class Run(object):
             return compress_stream(fd, write, level=self.options.level, threads=self.threads, max_output=cap,
                                    name=os.fsencode(candidate.name), mtime=int(st.st_mtime), cancelled=cancelled)
         except Cancelled:
-            raise Skip('open', 'another process opened the file while it was compressed')
+            raise Skip(codes.OPEN, 'another process opened the file while it was compressed')
 
     def _measure(self, candidate, filesystem, st, fd, choice):
         sink = _CountingSink()
@@ -305,8 +291,8 @@ class Run(object):
             raise self._cap_skip(choice)
         saved = self._allocated(st) - _rounded_to_blocks(stats.output_size, st)
         if saved <= 0:
-            raise Skip('not_smaller', 'the compressed copy would free no block', compressed_size=stats.output_size)
-        return {'action': 'would_compress', 'compressed_size': stats.output_size, 'bytes_saved': saved,
+            raise Skip(codes.NOT_SMALLER, 'the compressed copy would free no block', compressed_size=stats.output_size)
+        return {'action': codes.WOULD_COMPRESS, 'compressed_size': stats.output_size, 'bytes_saved': saved,
                 'strategy': choose_strategy(filesystem['fstype'], st),
                 'detail': 'real compressed size; bytes_saved estimated from the block size'}
 
@@ -322,22 +308,22 @@ class Run(object):
                 raise self._cap_skip(choice)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise Skip('no_journal_space', 'the journal at %s ran out of space' % choice.journal.path)
+                    raise Skip(codes.NO_JOURNAL_SPACE, 'the journal at %s ran out of space' % choice.journal.path)
                 raise
             if choice.journal.ram_backed:
                 self.peak_journal = max(self.peak_journal, stats.output_size)
             after_read = os.fstat(fd)
             if (after_read.st_size, after_read.st_mtime_ns, after_read.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino) \
                     or stats.input_size != st.st_size:
-                raise Skip('changed_while_reading', 'the file changed while it was read')
+                raise Skip(codes.CHANGED_WHILE_READING, 'the file changed while it was read')
             if _rounded_to_blocks(stats.output_size, st) >= self._allocated(st):
-                raise Skip('not_smaller', 'the compressed copy would free no block', compressed_size=stats.output_size)
+                raise Skip(codes.NOT_SMALLER, 'the compressed copy would free no block', compressed_size=stats.output_size)
             if entry.stored_crc() != (stats.output_crc32, stats.output_size):
                 raise VerificationError('the journal copy at %s does not read back as written' % entry.data_path)
             if lease is not None and lease.broken:
-                raise Skip('open', 'another process opened the file while it was compressed')
+                raise Skip(codes.OPEN, 'another process opened the file while it was compressed')
             if stat_nofollow(dir_fd, candidate.dest_name) is not None:
-                raise Skip('dest_exists', '%s appeared while compressing' % candidate.dest)
+                raise Skip(codes.DEST_EXISTS, '%s appeared while compressing' % candidate.dest)
             strategy = choose_strategy(filesystem['fstype'], st)
             entry.commit({
                 'version': 1, 'dir': os.path.realpath(candidate.dir_path), 'name': candidate.name,
@@ -353,7 +339,7 @@ class Run(object):
             except NotStarted as exc:
                 entry.discard()
                 if exc.error.errno == errno.EEXIST:
-                    raise Skip('dest_exists', '%s appeared just before the rename' % candidate.dest)
+                    raise Skip(codes.DEST_EXISTS, '%s appeared just before the rename' % candidate.dest)
                 raise exc.error
             after = stat_nofollow(dir_fd, candidate.dest_name) if strategy == RECREATE else os.fstat(original.fd)
             entry.discard()
@@ -363,7 +349,7 @@ class Run(object):
             if not committed:
                 entry.discard()
             raise
-        result = {'action': 'compressed', 'compressed_size': stats.output_size,
+        result = {'action': codes.COMPRESSED, 'compressed_size': stats.output_size,
                   'bytes_saved': self._allocated(st) - after.st_blocks * 512, 'strategy': strategy}
         if lease is not None and not lease.held and lease.unavailable_reason:
             result['detail'] = 'no write lease (%s): other openers were found by the /proc scan only' \
@@ -372,9 +358,9 @@ class Run(object):
 
     def _cap_skip(self, choice):
         details = {
-            'not_smaller': 'the compressed copy is not smaller',
-            'memory_budget': 'the compressed copy would exceed the memory budget of %d bytes' % self.memory_limit,
-            'no_journal_space': 'the compressed copy would not fit in %s' % choice.journal.path,
+            codes.NOT_SMALLER: 'the compressed copy is not smaller',
+            codes.MEMORY_BUDGET: 'the compressed copy would exceed the memory budget of %d bytes' % self.memory_limit,
+            codes.NO_JOURNAL_SPACE: 'the compressed copy would not fit in %s' % choice.journal.path,
         }
         return Skip(choice.cap_reason, details[choice.cap_reason])
 
@@ -410,40 +396,38 @@ class Run(object):
             holders = busy.get((candidate.st.st_dev, candidate.st.st_ino))
             filesystem = self._filesystem(candidate)
             if holders:
-                candidate.skip('open', 'open in %s' % ', '.join('%s[%d]' % (h['comm'], h['pid']) for h in holders))
+                candidate.skip(codes.OPEN, 'open in %s' % ', '.join('%s[%d]' % (h['comm'], h['pid']) for h in holders))
                 candidate.pids = holders
                 self.files.append(_skip_result(candidate))
             elif self._target_reached(filesystem):
-                self.files.append(_skip_result(candidate.skip('target_free_reached',
+                self.files.append(_skip_result(candidate.skip(codes.TARGET_FREE_REACHED,
                                                               'the filesystem already has target_free')))
             else:
                 result = self.process(candidate, filesystem)
-                if result['action'] == 'would_compress':
-                    filesystem['would_free'] = filesystem.get('would_free', 0) + result['bytes_saved']
+                if result.action == codes.WOULD_COMPRESS:
+                    filesystem['would_free'] = filesystem.get('would_free', 0) + result.bytes_saved
                 self.files.append(result)
 
     def summary(self):
-        totals = {'candidates': len(self.files), 'compressed': 0, 'skipped': 0, 'failed': 0, 'recovered': 0,
-                  'would_compress': 0, 'would_recover': 0, 'original_size': 0, 'compressed_size': 0,
-                  'bytes_saved': 0}
+        totals = dict.fromkeys(codes.ACTIONS, 0)
+        totals.update(candidates=len(self.files), original_size=0, compressed_size=0, bytes_saved=0)
         for item in self.files:
-            totals[item['action']] = totals.get(item['action'], 0) + 1
-            if item['action'] in ('compressed', 'would_compress', 'recovered'):
-                totals['original_size'] += item.get('original_size') or 0
-                totals['compressed_size'] += item.get('compressed_size') or 0
-                totals['bytes_saved'] += item.get('bytes_saved') or 0
+            totals[item.action] += 1
+            if item.action in codes.FREEING_ACTIONS:
+                totals['original_size'] += item.original_size or 0
+                totals['compressed_size'] += item.compressed_size or 0
+                totals['bytes_saved'] += item.bytes_saved or 0
         # In check mode, Ansible's convention: report the change that would be made.
-        changed = bool(totals['compressed'] or totals['recovered'] or totals['would_compress']
-                       or totals['would_recover'])
+        changed = any(totals[action] for action in codes.CHANGING_ACTIONS)
         verb = 'would free' if self.options.check_mode else 'freed'
         msg = '%s %d bytes: %d compressed, %d recovered, %d would compress, %d skipped, %d failed' % (
-            verb, totals['bytes_saved'], totals['compressed'], totals['recovered'], totals['would_compress'],
-            totals['skipped'], totals['failed'])
+            verb, totals['bytes_saved'], totals[codes.COMPRESSED], totals[codes.RECOVERED],
+            totals[codes.WOULD_COMPRESS], totals[codes.SKIPPED], totals[codes.FAILED])
         return {
             'changed': changed,
-            'failed': bool(totals['failed']),
+            'failed': bool(totals[codes.FAILED]),
             'msg': msg,
-            'files': self.files,
+            'files': [item.as_dict() for item in self.files],
             'totals': totals,
             'filesystems': sorted(self.filesystems.values(), key=lambda f: f['mount']),
             'memory': {'limit': self.memory_limit, 'available': self.available_memory,
@@ -455,15 +439,9 @@ class Run(object):
 
 
 def _skip_result(candidate):
-    result = {
-        'path': candidate.path, 'dest': candidate.dest, 'action': 'skipped', 'reason': candidate.reason,
-        'detail': candidate.detail, 'original_size': candidate.st.st_size if candidate.st else None,
-        'compressed_size': None, 'bytes_saved': 0, 'ratio': None, 'seconds': 0.0, 'strategy': None,
-        'estimated': False,
-    }
-    if candidate.pids:
-        result['pids'] = candidate.pids
-    return result
+    return FileResult(candidate.path, candidate.dest, action=codes.SKIPPED, reason=candidate.reason,
+                      detail=candidate.detail, original_size=candidate.st.st_size if candidate.st else None,
+                      seconds=0.0, pids=candidate.pids)
 
 
 def _rounded_to_blocks(size, st):

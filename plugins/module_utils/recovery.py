@@ -20,25 +20,17 @@ from .replace import (
     PHASE_RECREATING, NoSpace, ReplaceIncomplete, choose_strategy, finish_rename, holds_prefix_of, recreate,
     rewrite_inode,
 )
+from . import codes
+from .results import FileResult
 from .safe_fs import open_dir_nofollow, open_regular, stat_nofollow
 from .sysinfo import MountTable
 
 
 def _result(manifest, action, reason, detail, **extra):
     path = os.path.join(manifest.get('dir', '?'), manifest.get('name', '?'))
-    result = {
-        'path': path,
-        'dest': path + '.gz',
-        'action': action,
-        'reason': reason,
-        'detail': detail,
-        'original_size': manifest.get('size'),
-        'compressed_size': manifest.get('compressed_size'),
-        'bytes_saved': 0,
-        'strategy': None,
-    }
-    result.update(extra)
-    return result
+    return FileResult(path, path + '.gz', action=action, reason=reason, detail=detail,
+                      original_size=manifest.get('size'), compressed_size=manifest.get('compressed_size'),
+                      seconds=0.0).update(**extra)
 
 
 def _same_inode(st, manifest):
@@ -49,7 +41,7 @@ def recover_entry(entry, check_mode, mounts=None):
     """Handle one committed journal entry; return a file result."""
     manifest = entry.manifest
     if 'error' in manifest:
-        return _result(manifest, 'failed', 'journal_unreadable',
+        return _result(manifest, codes.FAILED, codes.JOURNAL_UNREADABLE,
                        '%s; the copy is at %s' % (manifest['error'], entry.data_path))
     try:
         dir_fd = open_dir_nofollow(manifest['dir'])
@@ -60,7 +52,7 @@ def recover_entry(entry, check_mode, mounts=None):
         if _same_inode(at_name, manifest) and _untouched(at_name, manifest):
             if not check_mode:
                 entry.discard()
-            return _result(manifest, 'would_recover' if check_mode else 'recovered', 'rolled_back',
+            return _result(manifest, codes.WOULD_RECOVER if check_mode else codes.RECOVERED, codes.ROLLED_BACK,
                            'an interrupted run had not changed the file; dropped its journal copy')
         if _same_inode(at_name, manifest):
             # Rewritten under its old name (no room for the rename), not yet renamed.
@@ -82,7 +74,7 @@ def _untouched(st, manifest):
 
 
 def _orphaned(entry, why):
-    return _result(entry.manifest, 'failed', 'journal_orphaned',
+    return _result(entry.manifest, codes.FAILED, codes.JOURNAL_ORPHANED,
                    '%s; the verified compressed copy is kept at %s' % (why, entry.data_path))
 
 
@@ -90,15 +82,15 @@ def _finish(entry, dir_fd, current_name, check_mode, mounts):
     manifest = entry.manifest
     stored = entry.stored_crc()
     if stored != (manifest['compressed_crc32'], manifest['compressed_size']):
-        return _result(manifest, 'failed', 'journal_corrupt',
+        return _result(manifest, codes.FAILED, codes.JOURNAL_CORRUPT,
                        'the journal copy at %s does not match its manifest; the file %s is left as it is'
                        % (entry.data_path, manifest['dest']))
     if check_mode:
-        return _result(manifest, 'would_recover', 'finished', 'an interrupted run would be finished from the journal')
+        return _result(manifest, codes.WOULD_RECOVER, codes.FINISHED, 'an interrupted run would be finished from the journal')
     try:
         fd = open_regular(dir_fd, current_name, writable=True)
     except OSError as exc:
-        return _result(manifest, 'failed', 'error', 'cannot open %s: %s' % (current_name, exc.strerror))
+        return _result(manifest, codes.FAILED, codes.ERROR, 'cannot open %s: %s' % (current_name, exc.strerror))
     try:
         st = os.fstat(fd)
         if not _same_inode(st, manifest):
@@ -113,16 +105,16 @@ def _finish(entry, dir_fd, current_name, check_mode, mounts):
         after = os.fstat(fd)
         finish_rename(dir_fd, current_name, manifest['dest'], entry)
     except ReplaceIncomplete as exc:
-        return _result(manifest, 'failed', 'error', str(exc))
+        return _result(manifest, codes.FAILED, codes.ERROR, str(exc))
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return _orphaned(entry, str(exc))
-        return _result(manifest, 'failed', 'error', '%s; the verified copy stays at %s' % (exc, entry.data_path))
+        return _result(manifest, codes.FAILED, codes.ERROR, '%s; the verified copy stays at %s' % (exc, entry.data_path))
     finally:
         if fd is not None:
             os.close(fd)
     entry.discard()
-    return _result(manifest, 'recovered', 'finished',
+    return _result(manifest, codes.RECOVERED, codes.FINISHED,
                    'finished the compression an interrupted run had started',
                    bytes_saved=_saved(manifest, after), strategy=strategy)
 
@@ -137,7 +129,7 @@ def _recreate(entry, dir_fd, check_mode, current_name=None):
             fd = open_regular(dir_fd, dest, writable=False)
         except OSError as exc:
             if exc.errno != errno.ENOENT:
-                return _result(manifest, 'failed', 'error', 'cannot open %s: %s' % (dest, exc.strerror))
+                return _result(manifest, codes.FAILED, codes.ERROR, 'cannot open %s: %s' % (dest, exc.strerror))
         else:
             try:
                 ours = holds_prefix_of(fd, entry)
@@ -150,17 +142,17 @@ def _recreate(entry, dir_fd, check_mode, current_name=None):
             if complete:
                 if not check_mode:
                     entry.discard()
-                return _result(manifest, 'would_recover' if check_mode else 'recovered', 'finished',
+                return _result(manifest, codes.WOULD_RECOVER if check_mode else codes.RECOVERED, codes.FINISHED,
                                'an interrupted run had finished writing %s; dropped its journal copy' % dest,
                                bytes_saved=_saved(manifest, stat_nofollow(dir_fd, dest)))
     if check_mode:
-        return _result(manifest, 'would_recover', 'finished', 'an interrupted run would be finished from the journal')
+        return _result(manifest, codes.WOULD_RECOVER, codes.FINISHED, 'an interrupted run would be finished from the journal')
     try:
         strategy = recreate(dir_fd, current_name, dest, entry)
     except (ReplaceIncomplete, OSError) as exc:
-        return _result(manifest, 'failed', 'error', str(exc))
+        return _result(manifest, codes.FAILED, codes.ERROR, str(exc))
     entry.discard()
-    return _result(manifest, 'recovered', 'finished', 'finished the compression an interrupted run had started',
+    return _result(manifest, codes.RECOVERED, codes.FINISHED, 'finished the compression an interrupted run had started',
                    bytes_saved=_saved(manifest, stat_nofollow(dir_fd, dest)), strategy=strategy)
 
 

@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ansible_collections.sre.cmemgzip.plugins.module_utils import codes
+
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / '.cache' / 'collections'
 LINK = COLLECTIONS / 'ansible_collections' / 'sre' / 'cmemgzip'
@@ -42,10 +44,9 @@ FS_KEYS = ('mount', 'device', 'fstype', 'before', 'after')
 FS_STAT_KEYS = ('size', 'free', 'avail', 'inodes', 'inodes_free')
 MEMORY_KEYS = ('limit', 'available', 'peak_rss', 'peak_journal')
 JOURNAL_KEYS = ('dir', 'spill_dir', 'ram_backed')
-ACTIONS = ('compressed', 'skipped', 'failed', 'recovered', 'would_compress')
-REASONS = ('not_regular', 'symlink', 'hardlinked', 'already_compressed', 'not_smaller', 'open',
-           'dest_exists', 'memory_budget', 'no_journal_space', 'too_small', 'too_young', 'excluded',
-           'target_free_reached', 'changed_while_reading', 'not_found', 'error')
+# The codes come from the collection itself: defined once (plugins/module_utils/codes.py).
+ACTIONS = tuple(codes.ACTIONS)
+REASONS = tuple(codes.SKIP_REASONS)
 
 
 def ensure_collection_link():
