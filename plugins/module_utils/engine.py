@@ -27,8 +27,9 @@ from .recovery import recover_entry
 from .results import FileResult
 from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
-from .mounts import statvfs_usage as filesystem_usage
-from .sysinfo import RAM_FSTYPES, MountTable, memory_available, peak_rss, usable_cpus
+from .mounts import RAM_FSTYPES, MountTable
+from .sysinfo import memory_available, peak_rss, usable_cpus
+from .usage import statvfs_usage as filesystem_usage
 
 DEFAULT_MEMORY_FRACTION = 0.5
 # Left free on the journal's filesystem: /dev/shm is shared with the host's
@@ -103,7 +104,7 @@ class Run(object):
         self.memory_limit = options.memory_limit
         if self.memory_limit is None:
             self.memory_limit = int(self.available_memory * DEFAULT_MEMORY_FRACTION)
-        self.threads = options.threads or usable_cpus()
+        self.threads = options.threads or usable_cpus(self.mounts.entries)
         self.files = []
         self.filesystems = {}
         self.peak_journal = 0

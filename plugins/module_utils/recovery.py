@@ -23,7 +23,7 @@ from .replace import (
 from . import codes
 from .results import FileResult
 from .safe_fs import open_dir_nofollow, open_regular, stat_nofollow
-from .sysinfo import MountTable
+from .mounts import MountTable
 
 
 def _result(manifest, action, reason, detail, **extra):

@@ -31,7 +31,7 @@ import stat
 import zlib
 
 from .safe_fs import rename_noreplace, fsync_dir, syncfs
-from .sysinfo import COPY_ON_WRITE_FSTYPES
+from .mounts import COPY_ON_WRITE_FSTYPES
 
 INPLACE = 'inplace'
 TRUNCATE_FIRST = 'truncate_first'

@@ -3,94 +3,231 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""What the host can give us: CPUs, memory, filesystems."""
+"""What this process may use of the host: CPUs and memory.
+
+This is a private module_utils file of sre.cmemgzip: it may change without
+notice.  Standard library only (no Ansible imports), Python >= 3.8.
+
+Sources: the affinity mask, ``/proc/meminfo``, ``/proc/self/cgroup`` and the
+cgroup files found through the mount table (v2 ``cpu.max``, ``memory.max``,
+``memory.current``; v1 ``cpu.cfs_quota_us``, ``cpu.cfs_period_us``,
+``memory.limit_in_bytes``, ``memory.usage_in_bytes``).  The tightest limit on
+the way up from this process's cgroup to the root of its mount applies.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 import os
 import resource
 
-from . import mounts
+from .mounts import is_under, printable, read_mountinfo
 
-RAM_FSTYPES = frozenset(('tmpfs', 'ramfs'))
-# Filesystems that never overwrite a block in place: rewriting a file there
-# needs new blocks, so the replace protocol frees the old ones first.
-COPY_ON_WRITE_FSTYPES = frozenset(('btrfs', 'zfs', 'bcachefs', 'nilfs2'))
+MEMINFO = '/proc/meminfo'
+PROC_CGROUP = '/proc/self/cgroup'
+
+# cgroup v1 uses "no limit" values near 2**63 rounded down to the page size.
+_CGROUP_V1_UNLIMITED = 1 << 62
 
 
-def _read_text(path):
+def read_meminfo(path=MEMINFO):
+    """``/proc/meminfo`` as a dict of bytes (kB values multiplied out)."""
+    info = {}
+    with open(path) as f:
+        for line in f:
+            key, dummy, rest = line.partition(':')
+            parts = rest.split()
+            if not parts:
+                continue
+            try:
+                value = int(parts[0])
+            except ValueError:
+                continue
+            if len(parts) > 1 and parts[1] == 'kB':
+                value *= 1024
+            info[key.strip()] = value
+    return info
+
+def parse_proc_cgroup(text):
+    """``/proc/self/cgroup`` → (v2 path or None, {v1 controller: path})."""
+    v2 = None
+    v1 = {}
+    for line in text.splitlines():
+        parts = line.split(':', 2)
+        if len(parts) != 3:
+            continue
+        hid, controllers, path = parts
+        if hid == '0' and controllers == '':
+            v2 = path
+        else:
+            for c in controllers.split(','):
+                if c:
+                    v1[c] = path
+    return v2, v1
+
+def _read_value(path):
     try:
-        with open(path) as handle:
-            return handle.read()
+        with open(path) as f:
+            return f.read().strip()
     except (IOError, OSError):
         return None
 
+def _cgroup_dir(mount, cgroup_path):
+    """Directory of ``cgroup_path`` in a cgroup filesystem mounted as ``mount``.
 
-def _own_cgroup_v2_dir():
-    text = _read_text('/proc/self/cgroup')
-    for line in (text or '').splitlines():
-        if line.startswith('0::'):
-            return '/sys/fs/cgroup' + line[3:].strip()
-    return None
+    The mount's root may be a sub-tree (cgroup namespaces, bind mounts);
+    a cgroup outside of it cannot be reached (None).
+    """
+    root = mount.root.rstrip('/') or '/'
+    if root != '/':
+        if not is_under(cgroup_path, root):
+            return None
+        cgroup_path = cgroup_path[len(root):] or '/'
+    return os.path.join(mount.mount_point, cgroup_path.lstrip('/')).rstrip('/') or '/'
+
+def _walk_up(directory, top):
+    """``directory``, its parent, ..., up to and including ``top``."""
+    top = top.rstrip('/') or '/'
+    d = directory.rstrip('/') or '/'
+    while True:
+        yield d
+        if d == top or not is_under(d, top):
+            return
+        parent = os.path.dirname(d)
+        if parent == d:
+            return
+        d = parent
 
 
-def _cgroup_cpu_quota():
-    """CPUs allowed by a cgroup v2 or v1 CPU quota, or None."""
-    cgroup_dir = _own_cgroup_v2_dir()
-    if cgroup_dir:
-        text = _read_text(os.path.join(cgroup_dir, 'cpu.max'))
-        if text:
-            quota, period = (text.split() + [''])[:2]
-            if quota != 'max' and period:
-                return float(quota) / float(period)
-    quota = _read_text('/sys/fs/cgroup/cpu/cpu.cfs_quota_us')
-    period = _read_text('/sys/fs/cgroup/cpu/cpu.cfs_period_us')
-    if quota and period and int(quota) > 0:
-        return float(quota) / float(period)
-    return None
+def cgroup_dirs(entries, v1_controller, proc_cgroup=PROC_CGROUP):
+    """Where this process's cgroup lives: ``[(version, mount, directory), ...]``.
+
+    The one resolver for every controller: cgroup v2 first (one unified
+    hierarchy), then the v1 hierarchy that carries ``v1_controller``.  Only
+    directories that exist are returned.
+    """
+    text = _read_value(proc_cgroup)
+    if text is None:
+        return []
+    v2_path, v1 = parse_proc_cgroup(text)
+    found = []
+    if v2_path is not None:
+        for mount in entries:
+            if mount.fstype == 'cgroup2':
+                found.append(('v2', mount, _cgroup_dir(mount, v2_path)))
+    if v1_controller in v1:
+        for mount in entries:
+            if mount.fstype == 'cgroup' and v1_controller in mount.super_options:
+                found.append(('v1', mount, _cgroup_dir(mount, v1[v1_controller])))
+    return [(version, mount, d) for version, mount, d in found if d is not None and os.path.isdir(d)]
 
 
-def usable_cpus():
+def _limit_ancestors(entries, v1_controller, files, proc_cgroup):
+    """``(version, directory, {name: text})`` from this cgroup up to its mount's root."""
+    for version, mount, directory in cgroup_dirs(entries, v1_controller, proc_cgroup):
+        names = files[version]
+        for d in _walk_up(directory, mount.mount_point):
+            values = dict((name, _read_value(os.path.join(d, name))) for name in names)
+            if all(value is not None for value in values.values()):
+                yield version, d, values
+
+
+def cgroup_memory(entries, proc_cgroup=PROC_CGROUP):
+    """Memory limit and headroom of this process's cgroup, or None.
+
+    The tightest limit on the way up to the cgroup mount's root wins
+    (``headroom`` = limit - usage at that level).  Returns None when no
+    memory limit applies or the cgroup files cannot be read.
+    """
+    files = {'v2': ('memory.max', 'memory.current'), 'v1': ('memory.limit_in_bytes', 'memory.usage_in_bytes')}
+    best = None
+    best_version = None
+    for version, d, values in _limit_ancestors(entries, 'memory', files, proc_cgroup):
+        if best_version is not None and version != best_version:
+            break  # v2 answered: the v1 hierarchy does not apply as well
+        limit_text, usage_text = (values[name] for name in files[version])
+        if limit_text == 'max':
+            continue
+        try:
+            limit = int(limit_text)
+            usage = int(usage_text)
+        except ValueError:
+            continue
+        if limit >= _CGROUP_V1_UNLIMITED:
+            continue
+        headroom = max(limit - usage, 0)
+        if best is None or headroom < best['headroom']:
+            best = {'version': version, 'path': printable(d), 'limit': limit, 'usage': usage, 'headroom': headroom}
+            best_version = version
+    return best
+
+
+def cgroup_cpu_quota(entries=None, proc_cgroup=PROC_CGROUP):
+    """CPUs allowed by the tightest cgroup v2 or v1 CPU quota, or None."""
+    if entries is None:
+        entries = read_mountinfo()
+    files = {'v2': ('cpu.max',), 'v1': ('cpu.cfs_quota_us', 'cpu.cfs_period_us')}
+    best = None
+    for version, _d, values in _limit_ancestors(entries, 'cpu', files, proc_cgroup):
+        try:
+            if version == 'v2':
+                quota, period = (values['cpu.max'].split() + [''])[:2]
+                if quota == 'max' or not period:
+                    continue
+                cpus = float(quota) / float(period)
+            else:
+                quota = int(values['cpu.cfs_quota_us'])
+                if quota <= 0:
+                    continue
+                cpus = float(quota) / float(values['cpu.cfs_period_us'])
+        except ValueError:
+            continue
+        best = cpus if best is None else min(best, cpus)
+    return best
+
+
+def usable_cpus(entries=None):
     """CPUs this process may really use: affinity mask and cgroup quota."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
+    quota = cgroup_cpu_quota(entries)
     if quota:
         cpus = min(cpus, max(1, int(quota + 0.5)))
     return max(1, cpus)
 
 
+def memory_status(entries, meminfo=MEMINFO, proc_cgroup=PROC_CGROUP):
+    """MemTotal, MemAvailable and the cgroup limit if any.
+
+    ``available`` is what this process may still use: the smaller of
+    MemAvailable and the cgroup headroom.
+    """
+    try:
+        info = read_meminfo(meminfo)
+    except (IOError, OSError):
+        info = {}
+    available = info.get('MemAvailable', info.get('MemFree'))
+    cgroup = cgroup_memory(entries, proc_cgroup)
+    effective = available
+    if cgroup is not None and (effective is None or cgroup['headroom'] < effective):
+        effective = cgroup['headroom']
+    return {
+        'mem_total': info.get('MemTotal'),
+        'mem_available': available,
+        'swap_free': info.get('SwapFree'),
+        'cgroup': cgroup,
+        'available': effective,
+    }
+
+
 def memory_available(mount_entries=None):
     """MemAvailable, lowered to the cgroup's headroom when that is smaller."""
     if mount_entries is None:
-        mount_entries = mounts.read_mountinfo()
-    return mounts.memory_status(mount_entries)['available']
+        mount_entries = read_mountinfo()
+    return memory_status(mount_entries)['available']
 
 
 def peak_rss():
     """The process's peak resident set size in bytes (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class MountTable(object):
-    """Find the mount a path lives on."""
-
-    def __init__(self, entries=None):
-        self.entries = mounts.read_mountinfo() if entries is None else entries
-
-    def find(self, path, device_number=None):
-        """The visible mount holding ``path`` (a mounts.MountEntry), or None.
-
-        ``device_number`` prefers a mount of that device: btrfs subvolumes
-        report anonymous device numbers, hence the path is the fallback.
-        """
-        path = os.path.realpath(path)
-        best = mounts.mount_of_path(path, self.entries)
-        if device_number is None or best is None or os.makedev(best.major, best.minor) == device_number:
-            return best
-        for entry in reversed(self.entries):
-            if os.makedev(entry.major, entry.minor) == device_number and mounts.is_under(path, entry.mount_point):
-                return entry
-        return best

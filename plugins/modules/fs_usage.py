@@ -335,7 +335,7 @@ memory:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.cmemgzip.plugins.module_utils import mounts as mounts_utils
+from ansible_collections.sre.cmemgzip.plugins.module_utils import usage as usage_utils
 
 ARGUMENT_SPEC = dict(
     max_used_pct=dict(type='float', default=90),
@@ -359,7 +359,7 @@ def run_module(module):
         if not 0 < value <= 100:
             module.fail_json(msg='%s must be greater than 0 and at most 100, got %s' % (name, value))
     try:
-        result = mounts_utils.survey(
+        result = usage_utils.survey(
             max_used_pct=params['max_used_pct'],
             max_inodes_used_pct=params['max_inodes_used_pct'],
             include_fstypes=params['include_fstypes'],

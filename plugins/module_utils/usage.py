@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Measure the local filesystems of this host: statvfs, thresholds, paths.
+
+This is a private module_utils file of sre.cmemgzip: it may change without
+notice.  Standard library only (no Ansible imports), Python >= 3.8.
+Used by the ``sre.cmemgzip.fs_usage`` module and the engine; everything here
+only reads.  ``os.statvfs`` is never called for excluded filesystems: a dead
+NFS server would hang it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import glob
+import os
+
+from .mounts import (
+    MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, classify, mount_of_path, printable, read_mountinfo,
+)
+from .sysinfo import memory_status
+
+def _pct(part, whole):
+    if whole <= 0:
+        return 0.0
+    return round(100.0 * part / whole, 2)
+
+def statvfs_usage(path):
+    """Usage of the filesystem holding ``path`` in bytes and inodes.
+
+    ``used_pct`` is computed like df(1): used / (used + avail), so the blocks
+    reserved for root count as used; ``inodes_used_pct`` is used / total
+    (0 where the filesystem does not count inodes, e.g. btrfs).
+    """
+    st = os.statvfs(path)
+    frsize = st.f_frsize or st.f_bsize
+    size = st.f_blocks * frsize
+    free = st.f_bfree * frsize
+    avail = st.f_bavail * frsize
+    used = size - free
+    inodes = st.f_files
+    inodes_free = st.f_ffree
+    inodes_used = max(inodes - inodes_free, 0)
+    return {
+        'size': size,
+        'used': used,
+        'free': free,
+        'avail': avail,
+        'used_pct': _pct(used, used + avail),
+        'inodes': inodes,
+        'inodes_used': inodes_used,
+        'inodes_free': inodes_free,
+        'inodes_avail': st.f_favail,
+        'inodes_used_pct': _pct(inodes_used, inodes),
+        'block_size': frsize,
+        'statvfs_read_only': bool(st.f_flag & getattr(os, 'ST_RDONLY', 1)),
+    }
+
+def full_reasons(usage, max_used_pct, max_inodes_used_pct):
+    """Codes of the thresholds a filesystem has reached (inclusive)."""
+    reasons = []
+    if usage['size'] > 0 and usage['used_pct'] >= max_used_pct:
+        reasons.append('used_pct')
+    if usage['inodes'] > 0 and usage['inodes_used_pct'] >= max_inodes_used_pct:
+        reasons.append('inodes_used_pct')
+    return reasons
+
+def measure(entries, max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None,
+            exclude_fstypes=None, mounts=None, statvfs=statvfs_usage):
+    """Measure local filesystems.
+
+    Returns ``(filesystems, excluded, missing)``: a list of dicts (one per
+    filesystem), a list of ``{mount, fstype, reason}`` for mounts not measured
+    and the entries of ``mounts`` that matched no measured filesystem.
+    """
+    groups, excluded_entries = classify(entries, include_fstypes, exclude_fstypes)
+    excluded = [{'mount': printable(e.mount_point), 'fstype': e.fstype, 'reason': r}
+                for e, r in excluded_entries]
+    wanted = None
+    if mounts:
+        wanted = set(os.path.normpath(m) if m != '/' else m for m in mounts)
+    seen_wanted = set()
+    filesystems = []
+    for members in groups:
+        points = [m.mount_point for m in members]
+        if wanted is not None:
+            hit = wanted.intersection(printable(p) for p in points)
+            if not hit:
+                continue
+            seen_wanted.update(hit)
+        usage = None
+        errors = []
+        primary = None
+        for m in members:
+            try:
+                usage = statvfs(m.mount_point)
+            except OSError as e:
+                errors.append('%s: %s' % (printable(m.mount_point), e.strerror or e))
+                continue
+            primary = m
+            break
+        if usage is None:
+            for m in members:
+                excluded.append({'mount': printable(m.mount_point), 'fstype': m.fstype,
+                                 'reason': 'statvfs_failed', 'detail': '; '.join(errors)})
+            continue
+        statvfs_ro = usage.pop('statvfs_read_only')
+        reasons = full_reasons(usage, max_used_pct, max_inodes_used_pct)
+        fs = {
+            'mount': printable(primary.mount_point),
+            'device': printable(primary.source),
+            'fstype': primary.fstype,
+            'dev': primary.dev,
+            'root': printable(primary.root),
+            'mount_id': primary.mount_id,
+            'bind_mounts': [printable(m.mount_point) for m in members if m is not primary],
+            'read_only': primary.read_only or statvfs_ro,
+            'ram_backed': primary.fstype in RAM_FSTYPES,
+            'scratch': primary.mount_point == SCRATCH_MOUNT,
+            'full': bool(reasons),
+            'full_reasons': reasons,
+        }
+        fs.update(usage)
+        filesystems.append(fs)
+    missing = []
+    if wanted is not None:
+        missing = sorted(wanted - seen_wanted)
+    return filesystems, excluded, missing
+
+def locate_paths(paths, entries, filesystems):
+    """Where each path (shell globs allowed) lives.
+
+    Returns a list of ``{path, resolved, exists, mount, fstype, measured}``:
+    ``mount`` is the reported mount point of the filesystem (the primary one
+    for bind mounts), ``measured`` false when that filesystem is excluded.
+    A pattern that matches nothing gives one entry with ``exists: false``.
+    """
+    by_point = {}
+    for fs in filesystems:
+        by_point[fs['mount']] = fs
+        for b in fs['bind_mounts']:
+            by_point[b] = fs
+    result = []
+    for pattern in paths:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else (
+            [pattern] if os.path.lexists(pattern) else [])
+        if not matches:
+            result.append({'path': pattern, 'resolved': None, 'exists': False, 'is_dir': False,
+                           'mount': None, 'fstype': None, 'measured': False})
+            continue
+        for match in matches:
+            resolved = os.path.realpath(match)
+            entry = mount_of_path(resolved, entries)
+            fs = by_point.get(printable(entry.mount_point)) if entry is not None else None
+            result.append({
+                'path': printable(match),
+                'resolved': printable(resolved),
+                'exists': True,
+                'is_dir': os.path.isdir(resolved),
+                'mount': fs['mount'] if fs else (printable(entry.mount_point) if entry else None),
+                'fstype': entry.fstype if entry else None,
+                'measured': fs is not None,
+            })
+    return result
+
+def survey(max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None, exclude_fstypes=None,
+           mounts=None, paths=None, mountinfo=MOUNTINFO):
+    """Everything the fs_usage module returns, as one dict."""
+    entries = read_mountinfo(mountinfo)
+    filesystems, excluded, missing = measure(
+        entries, max_used_pct=max_used_pct, max_inodes_used_pct=max_inodes_used_pct,
+        include_fstypes=include_fstypes, exclude_fstypes=exclude_fstypes, mounts=mounts)
+    return {
+        'filesystems': filesystems,
+        'full': [fs['mount'] for fs in filesystems if fs['full']],
+        'excluded': excluded,
+        'missing_mounts': missing,
+        'paths': locate_paths(paths or [], entries, filesystems),
+        'memory': memory_with_scratch(entries),
+    }
+
+
+def memory_with_scratch(entries, scratch=SCRATCH_MOUNT):
+    """sysinfo.memory_status, plus the space of the RAM scratch filesystem (/dev/shm)."""
+    status = memory_status(entries)
+    status['shm'] = None
+    try:
+        u = statvfs_usage(scratch)
+    except OSError:
+        return status
+    status['shm'] = {'mount': scratch, 'size': u['size'], 'free': u['free'], 'avail': u['avail'],
+                     'inodes_free': u['inodes_free']}
+    return status
