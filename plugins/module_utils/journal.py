@@ -15,17 +15,23 @@ manifest is an interrupted compression that never touched the original.
 from __future__ import absolute_import, division, print_function
 
 import errno
+import fcntl
 import json
 import os
 import stat
 import zlib
 
+from . import codes
+from .mounts import RAM_FSTYPES
 from .safe_fs import fsync_dir, open_dir_nofollow
 
 SUBDIR = 'sre.cmemgzip'
 MANIFEST_VERSION = 1
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _COPY_CHUNK = 4 * 1024 * 1024
+# Left free on the journal's filesystem: /dev/shm is shared with the host's
+# applications, which must not meet ENOSPC because of us.
+JOURNAL_HEADROOM = 8 * 1024 * 1024
 
 
 class JournalUnsafe(Exception):
@@ -186,3 +192,98 @@ class JournalEntry(object):
             os.close(self._fd)
             self._fd = None
         self.journal.remove(self.key)
+
+
+class JournalChoice(object):
+    """Where one file's copy goes, and the cap on its size with the reason for the cap."""
+
+    __slots__ = ('journal', 'cap', 'cap_reason')
+
+    def __init__(self, journal, cap, cap_reason):
+        self.journal = journal
+        self.cap = cap
+        self.cap_reason = cap_reason
+
+
+class JournalSet(object):
+    """The journal directories of one run: opened, locked, and chosen per file."""
+
+    def __init__(self, bases, mounts, memory_limit, check_mode):
+        self.bases = [base for base in bases if base]
+        self.mounts = mounts
+        self.memory_limit = memory_limit
+        self.check_mode = check_mode
+        self.journals = []
+        self.notes = []
+
+    def open(self):
+        for base in self.bases:
+            journal = Journal(base)
+            try:
+                if not os.path.isdir(base):
+                    self.notes.append('%s does not exist' % base)
+                    continue
+                journal.open(create=not self.check_mode)
+            except JournalUnsafe as exc:
+                self.notes.append(str(exc))
+                continue
+            except OSError as exc:
+                self.notes.append('%s: %s' % (base, exc.strerror))
+                continue
+            mount = self.mounts.find(base)
+            journal.ram_backed = bool(mount and mount.fstype in RAM_FSTYPES)
+            journal.device = os.stat(base).st_dev
+            self.journals.append(journal)
+
+    def lock(self):
+        """One run per host at a time: recovery must not take a live run's journal."""
+        for journal in self.opened():
+            try:
+                fcntl.flock(journal._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise RuntimeError('another sre.cmemgzip run holds %s; try again when it ends' % journal.path)
+                raise
+
+    def opened(self):
+        """The journals whose directory exists (in check mode none is created)."""
+        return [journal for journal in self.journals if journal._dir_fd is not None]
+
+    def close(self):
+        for journal in self.journals:
+            journal.close()
+
+    @property
+    def ram_backed(self):
+        return any(journal.ram_backed for journal in self.journals)
+
+    @property
+    def paths(self):
+        return [journal.path for journal in self.journals]
+
+    def choose(self, st):
+        """Where this file's copy goes, and how big it may grow (a JournalChoice), or None."""
+        not_smaller = st.st_size - 1
+        usable = []
+        for journal in self.journals:
+            if journal.device == st.st_dev:
+                continue  # a copy on the full filesystem itself would protect nothing
+            room = journal.available_bytes() - JOURNAL_HEADROOM
+            if room > 0:
+                usable.append((journal, room))
+        if not usable:
+            return None
+        need = min(st.st_size, self.memory_limit)
+        fitting = [(j, room) for j, room in usable if room >= (need if j.ram_backed else st.st_size)]
+        journal, room = fitting[0] if fitting else max(usable, key=lambda pair: pair[1])
+        caps = [(not_smaller, codes.NOT_SMALLER), (room, codes.NO_JOURNAL_SPACE)]
+        if journal.ram_backed:
+            caps.append((self.memory_limit, codes.MEMORY_BUDGET))
+        cap, reason = min(caps, key=lambda pair: pair[0])
+        return JournalChoice(journal, cap, reason)
+
+    def no_space_detail(self):
+        if self.journals:
+            return ('no journal directory off this filesystem has free space (%s); set spill_dir to '
+                    'another filesystem' % ', '.join(self.paths))
+        return 'no usable journal directory (%s); set spill_dir to another filesystem' % '; '.join(self.notes)

@@ -26,7 +26,6 @@ import fnmatch
 import os
 import re
 
-from .results import printable  # noqa: F401  (re-exported: mount points are names too)
 
 MOUNTINFO = '/proc/self/mountinfo'
 SCRATCH_MOUNT = '/dev/shm'

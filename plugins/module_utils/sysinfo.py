@@ -20,7 +20,8 @@ from __future__ import absolute_import, division, print_function
 import os
 import resource
 
-from .mounts import is_under, printable, read_mountinfo
+from .mounts import is_under, read_mountinfo
+from .results import printable
 
 MEMINFO = '/proc/meminfo'
 PROC_CGROUP = '/proc/self/cgroup'

@@ -17,9 +17,8 @@ from __future__ import absolute_import, division, print_function
 import glob
 import os
 
-from .mounts import (
-    MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, classify, mount_of_path, printable, read_mountinfo,
-)
+from .mounts import MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, classify, mount_of_path, read_mountinfo
+from .results import printable
 from .sysinfo import memory_status
 
 def _pct(part, whole):

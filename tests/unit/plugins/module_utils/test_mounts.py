@@ -15,6 +15,7 @@ import textwrap
 import pytest
 
 from ansible_collections.sre.cmemgzip.plugins.module_utils import mounts
+from ansible_collections.sre.cmemgzip.plugins.module_utils.results import printable
 
 
 MOUNTINFO = textwrap.dedent('''\
@@ -83,7 +84,7 @@ def test_parse_undecodable_bytes_roundtrip():
     e = mounts.parse_mountinfo_line(b'51 27 0:41 / /mnt/caf\xe9 rw - tmpfs tmpfs rw')
     # Surrogate-escaped: usable with os functions, printable() gives JSON-safe text.
     assert os.fsencode(e.mount_point) == b'/mnt/caf\xe9'
-    assert mounts.printable(e.mount_point) == '/mnt/caf\\xe9'
+    assert printable(e.mount_point) == '/mnt/caf\\xe9'
 
 
 def test_parse_super_options_ro():

@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Compress one file: open it safely, check it, compress it into the journal,
+verify, and replace the original by its own .gz.
+
+This is a private module_utils file of sre.cmemgzip: it may change without
+notice.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import errno
+import os
+import time
+
+from . import codes
+from .formats import LONGEST_MAGIC, compressed_format
+from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
+from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
+from .results import FileResult
+from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
+
+
+class Skip(Exception):
+    """Leave this file as it is, for this reason."""
+
+    def __init__(self, reason, detail, **extra):
+        super(Skip, self).__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.extra = extra
+
+
+class _CountingSink(object):
+    """Check mode: measure the stream, store nothing."""
+
+    def __init__(self):
+        self.size = 0
+
+    def write(self, chunk):
+        self.size += len(chunk)
+
+
+class FileCompressor(object):
+    """The per-file protocol of one run; ``process`` returns a FileResult."""
+
+    def __init__(self, options, threads, memory_limit, journals):
+        self.options = options
+        self.threads = threads
+        self.memory_limit = memory_limit
+        self.journals = journals
+        self.peak_journal = 0
+
+    def process(self, candidate, filesystem):
+        started = time.monotonic()
+        result = FileResult(candidate.path, candidate.dest, original_size=candidate.st.st_size)
+        try:
+            result.update(**self._compress(candidate, filesystem))
+        except Skip as skip:
+            result.update(action=codes.SKIPPED, reason=skip.reason, detail=skip.detail, **skip.extra)
+        except (OSError, ReplaceIncomplete, VerificationError) as exc:
+            result.update(action=codes.FAILED, reason=codes.ERROR, detail=str(exc))
+        result.seconds = round(time.monotonic() - started, 3)
+        return result
+
+    def _compress(self, candidate, filesystem):
+        check_mode = self.options.check_mode
+        dir_fd = open_dir_nofollow(os.path.realpath(candidate.dir_path))
+        try:
+            try:
+                original = OpenFile(open_regular(dir_fd, candidate.name, writable=not check_mode))
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise Skip(codes.SYMLINK, 'became a symbolic link')
+                if exc.errno == errno.ENOENT:
+                    raise Skip(codes.NOT_FOUND, 'vanished')
+                raise
+            try:
+                return self._compress_open(candidate, filesystem, dir_fd, original)
+            finally:
+                original.close()
+        finally:
+            os.close(dir_fd)
+
+    def _compress_open(self, candidate, filesystem, dir_fd, original):
+        options = self.options
+        fd = original.fd
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (candidate.st.st_dev, candidate.st.st_ino):
+            raise Skip(codes.CHANGED_WHILE_READING, 'replaced by another file since it was found')
+        if st.st_nlink > 1:
+            raise Skip(codes.HARDLINKED, '%d hard links' % st.st_nlink)
+        found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))
+        if found:
+            raise Skip(codes.ALREADY_COMPRESSED, 'already %s data' % found)
+        choice = self.journals.choose(st)
+        if choice is None:
+            raise Skip(codes.NO_JOURNAL_SPACE, self.journals.no_space_detail())
+        lease = None if options.check_mode else self._lease(original)
+        try:
+            if options.check_mode:
+                return self._measure(candidate, filesystem, st, fd, choice)
+            return self._compress_to_journal(candidate, filesystem, st, dir_fd, original, choice, lease)
+        finally:
+            if lease is not None:
+                lease.release()
+
+    def _lease(self, original):
+        try:
+            return WriteLease(original)
+        except FileBusy:
+            raise Skip(codes.OPEN, 'opened by another process (the kernel refused a write lease)')
+
+    def _deflate(self, candidate, st, fd, write, cap, lease=None):
+        # A broken lease means another process waits in open() for us: stop
+        # at once rather than after the whole file.
+        cancelled = (lambda: lease.broken) if lease is not None and lease.held else None
+        try:
+            return compress_stream(fd, write, level=self.options.level, threads=self.threads, max_output=cap,
+                                   name=os.fsencode(candidate.name), mtime=int(st.st_mtime), cancelled=cancelled)
+        except Cancelled:
+            raise Skip(codes.OPEN, 'another process opened the file while it was compressed')
+
+    def _measure(self, candidate, filesystem, st, fd, choice):
+        sink = _CountingSink()
+        try:
+            stats = self._deflate(candidate, st, fd, sink.write, choice.cap)
+        except OutputLimitExceeded:
+            raise self._cap_skip(choice)
+        saved = self._allocated(st) - _rounded_to_blocks(stats.output_size, st)
+        if saved <= 0:
+            raise Skip(codes.NOT_SMALLER, 'the compressed copy would free no block', compressed_size=stats.output_size)
+        return {'action': codes.WOULD_COMPRESS, 'compressed_size': stats.output_size, 'bytes_saved': saved,
+                'strategy': choose_strategy(filesystem['fstype'], st),
+                'detail': 'real compressed size; bytes_saved estimated from the block size'}
+
+    def _compress_to_journal(self, candidate, filesystem, st, dir_fd, original, choice, lease):
+        fd = original.fd
+        key = '%x-%d' % (st.st_dev, st.st_ino)
+        entry = choice.journal.create(key)
+        committed = False
+        try:
+            try:
+                stats = self._deflate(candidate, st, fd, entry.write, choice.cap, lease)
+            except OutputLimitExceeded:
+                raise self._cap_skip(choice)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise Skip(codes.NO_JOURNAL_SPACE, 'the journal at %s ran out of space' % choice.journal.path)
+                raise
+            if choice.journal.ram_backed:
+                self.peak_journal = max(self.peak_journal, stats.output_size)
+            after_read = os.fstat(fd)
+            if (after_read.st_size, after_read.st_mtime_ns, after_read.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino) \
+                    or stats.input_size != st.st_size:
+                raise Skip(codes.CHANGED_WHILE_READING, 'the file changed while it was read')
+            if _rounded_to_blocks(stats.output_size, st) >= self._allocated(st):
+                raise Skip(codes.NOT_SMALLER, 'the compressed copy would free no block', compressed_size=stats.output_size)
+            if entry.stored_crc() != (stats.output_crc32, stats.output_size):
+                raise VerificationError('the journal copy at %s does not read back as written' % entry.data_path)
+            if lease is not None and lease.broken:
+                raise Skip(codes.OPEN, 'another process opened the file while it was compressed')
+            if stat_nofollow(dir_fd, candidate.dest_name) is not None:
+                raise Skip(codes.DEST_EXISTS, '%s appeared while compressing' % candidate.dest)
+            strategy = choose_strategy(filesystem['fstype'], st)
+            entry.commit({
+                'version': 1, 'dir': os.path.realpath(candidate.dir_path), 'name': candidate.name,
+                'dest': candidate.dest_name, 'dev': st.st_dev, 'ino': st.st_ino, 'size': st.st_size,
+                'allocated': self._allocated(st), 'mtime_ns': st.st_mtime_ns, 'atime_ns': st.st_atime_ns,
+                'crc32': stats.crc32, 'compressed_size': stats.output_size,
+                'compressed_crc32': stats.output_crc32, 'strategy': strategy,
+                'created': time.time(), 'pid': os.getpid(), 'metadata': file_metadata(fd),
+            })
+            committed = True
+            try:
+                strategy = replace(dir_fd, candidate.name, candidate.dest_name, original, entry, strategy)
+            except NotStarted as exc:
+                entry.discard()
+                if exc.error.errno == errno.EEXIST:
+                    raise Skip(codes.DEST_EXISTS, '%s appeared just before the rename' % candidate.dest)
+                raise exc.error
+            after = stat_nofollow(dir_fd, candidate.dest_name) if strategy == RECREATE else os.fstat(original.fd)
+            entry.discard()
+        except BaseException:
+            # Before the commit nothing was touched: drop the copy.  After
+            # it, the copy is what a rerun finishes from: keep it.
+            if not committed:
+                entry.discard()
+            raise
+        result = {'action': codes.COMPRESSED, 'compressed_size': stats.output_size,
+                  'bytes_saved': self._allocated(st) - after.st_blocks * 512, 'strategy': strategy}
+        if lease is not None and not lease.held and lease.unavailable_reason:
+            result['detail'] = 'no write lease (%s): other openers were found by the /proc scan only' \
+                % lease.unavailable_reason
+        return result
+
+    def _cap_skip(self, choice):
+        details = {
+            codes.NOT_SMALLER: 'the compressed copy is not smaller',
+            codes.MEMORY_BUDGET: 'the compressed copy would exceed the memory budget of %d bytes' % self.memory_limit,
+            codes.NO_JOURNAL_SPACE: 'the compressed copy would not fit in %s' % choice.journal.path,
+        }
+        return Skip(choice.cap_reason, details[choice.cap_reason])
+
+    @staticmethod
+    def _allocated(st):
+        return st.st_blocks * 512
+
+
+def _rounded_to_blocks(size, st):
+    block = st.st_blksize or 4096
+    return -(-size // block) * block
