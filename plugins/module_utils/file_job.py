@@ -17,6 +17,7 @@ import os
 import time
 
 from . import codes
+from .errors import CmemgzipError
 from .formats import LONGEST_MAGIC, compressed_format
 from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
 from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
@@ -24,7 +25,7 @@ from .results import FileResult
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
 
 
-class Skip(Exception):
+class Skip(CmemgzipError):
     """Leave this file as it is, for this reason."""
 
     def __init__(self, reason, detail, **extra):

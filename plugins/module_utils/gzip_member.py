@@ -27,6 +27,7 @@ import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+from .errors import CmemgzipError
 from .sysinfo import usable_cpus
 
 BLOCK_SIZE = 1024 * 1024
@@ -37,7 +38,7 @@ _OS_UNIX = 3
 _READ_ADVICE_CHUNK = 64 * 1024 * 1024
 
 
-class OutputLimitExceeded(Exception):
+class OutputLimitExceeded(CmemgzipError):
     """The compressed stream would exceed the limit the caller set."""
 
     def __init__(self, limit):
@@ -45,11 +46,11 @@ class OutputLimitExceeded(Exception):
         self.limit = limit
 
 
-class Cancelled(Exception):
+class Cancelled(CmemgzipError):
     """The caller's ``cancelled()`` said stop."""
 
 
-class VerificationError(Exception):
+class VerificationError(CmemgzipError):
     """The compressed stream does not expand to the bytes that were read."""
 
 

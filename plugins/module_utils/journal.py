@@ -22,6 +22,7 @@ import stat
 import zlib
 
 from . import codes
+from .errors import AnotherRunActive, CmemgzipError
 from .mounts import RAM_FSTYPES
 from .safe_fs import fsync_dir, open_dir_nofollow
 
@@ -34,7 +35,7 @@ _COPY_CHUNK = 4 * 1024 * 1024
 JOURNAL_HEADROOM = 8 * 1024 * 1024
 
 
-class JournalUnsafe(Exception):
+class JournalUnsafe(CmemgzipError):
     """The journal directory exists but someone else could tamper with it."""
 
 
@@ -242,7 +243,7 @@ class JournalSet(object):
                 fcntl.flock(journal._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    raise RuntimeError('another sre.cmemgzip run holds %s; try again when it ends' % journal.path)
+                    raise AnotherRunActive('another sre.cmemgzip run holds %s; try again when it ends' % journal.path)
                 raise
 
     def opened(self):

@@ -30,6 +30,7 @@ import os
 import stat
 import zlib
 
+from .errors import CmemgzipError
 from .safe_fs import rename_noreplace, fsync_dir, syncfs
 from .mounts import COPY_ON_WRITE_FSTYPES
 
@@ -42,7 +43,7 @@ _CHUNK = 4 * 1024 * 1024
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-class ReplaceIncomplete(Exception):
+class ReplaceIncomplete(CmemgzipError):
     """The inode could not be rewritten; the journal still has the copy."""
 
 
@@ -50,7 +51,7 @@ class NoSpace(ReplaceIncomplete):
     """The filesystem refused even to shrink the file."""
 
 
-class NotStarted(Exception):
+class NotStarted(CmemgzipError):
     """The replacement failed before its first change to the file."""
 
     def __init__(self, error):

@@ -19,6 +19,8 @@ import os
 import signal
 import threading
 
+from .errors import CmemgzipError
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1
 # renameat2 syscall numbers, for a libc older than glibc 2.28.
@@ -191,7 +193,7 @@ class WriteLease(object):
             self.held = False
 
 
-class FileBusy(Exception):
+class FileBusy(CmemgzipError):
     """Another process has the file open."""
 
 

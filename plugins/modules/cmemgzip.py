@@ -249,6 +249,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.sre.cmemgzip.plugins.module_utils.engine import Options, run
+from ansible_collections.sre.cmemgzip.plugins.module_utils.errors import CmemgzipError
 
 _AGE_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 
@@ -329,8 +330,11 @@ def main():
         module.fail_json(msg=str(exc))
     try:
         result = run(options)
-    except RuntimeError as exc:
+    except CmemgzipError as exc:
         module.fail_json(msg=str(exc))
+    except OSError as exc:
+        # Nothing expected it: say which call failed on which path, without a traceback.
+        module.fail_json(msg='unexpected error: %s' % exc)
     if result.pop('failed'):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -336,6 +336,7 @@ memory:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.cmemgzip.plugins.module_utils import usage as usage_utils
+from ansible_collections.sre.cmemgzip.plugins.module_utils.errors import CmemgzipError
 
 ARGUMENT_SPEC = dict(
     max_used_pct=dict(type='float', default=90),
@@ -367,8 +368,8 @@ def run_module(module):
             mounts=params['mounts'],
             paths=params['paths'],
         )
-    except (IOError, OSError, ValueError) as e:
-        module.fail_json(msg='cannot read the mount table: %s' % e)
+    except (CmemgzipError, OSError, ValueError) as e:
+        module.fail_json(msg='cannot measure the filesystems: %s' % e)
     for missing in result['missing_mounts']:
         module.warn('%s is not the mount point of a measured filesystem' % missing)
     full = result['full']
