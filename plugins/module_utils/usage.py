@@ -7,7 +7,7 @@
 
 This is a private module_utils file of sre.cmemgzip: it may change without
 notice.  Standard library only (no Ansible imports), Python >= 3.8.
-Used by the ``sre.cmemgzip.fs_usage`` module and the engine; everything here
+Used by the ``sre.cmemgzip.fs_usage_info`` module and the engine; everything here
 only reads.  ``os.statvfs`` is never called for excluded filesystems: a dead
 NFS server would hang it.
 """
@@ -166,7 +166,7 @@ def locate_paths(paths, entries, filesystems):
 
 def survey(max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None, exclude_fstypes=None,
            mounts=None, paths=None, mountinfo=MOUNTINFO):
-    """Everything the fs_usage module returns, as one dict."""
+    """Everything the fs_usage_info module returns, as one dict."""
     entries = read_mountinfo(mountinfo)
     filesystems, excluded, missing = measure(
         entries, max_used_pct=max_used_pct, max_inodes_used_pct=max_inodes_used_pct,

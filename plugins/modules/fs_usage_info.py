@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
-module: fs_usage
+module: fs_usage_info
 short_description: Measure the local filesystems and memory of a host, even when its disks are full
 version_added: 0.1.0
 description:
@@ -30,21 +30,20 @@ description:
     scratch space the C(sre.cmemgzip.cmemgzip) module keeps its journal in.
   - Also returns the memory this process may use (C(MemAvailable), cgroup v2 or v1 memory limit and
     headroom) and the free space of C(/dev/shm).
-  - Never changes anything. Like every module of this collection, it comes with an action plugin that
-    enables pipelining and puts C(TMPDIR=/dev/shm) in its environment, so it starts on a host whose
-    C(/), C(/tmp) and home directory have no free byte, without fact gathering.
+  - Never changes anything. It starts on a host whose C(/), C(/tmp) and home directory have no free byte,
+    without fact gathering.
 author:
   - sre.cmemgzip developers (@sre)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - sre.cmemgzip.full_disk_action
 attributes:
   check_mode:
     support: full
+    details: This module only reads.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
-    details: Linux only (reads C(/proc/self/mountinfo)).
 options:
   max_used_pct:
     description:
@@ -102,7 +101,7 @@ seealso:
 
 EXAMPLES = r'''
 - name: Measure every local filesystem
-  sre.cmemgzip.fs_usage:
+  sre.cmemgzip.fs_usage_info:
   register: usage
 
 - name: Show the full ones
@@ -110,7 +109,7 @@ EXAMPLES = r'''
     msg: "{{ usage.full }}"
 
 - name: Stricter thresholds, only / and /var
-  sre.cmemgzip.fs_usage:
+  sre.cmemgzip.fs_usage_info:
     max_used_pct: 80
     max_inodes_used_pct: 90
     mounts:
@@ -118,14 +117,14 @@ EXAMPLES = r'''
       - /var
 
 - name: Where do the log directories live?
-  sre.cmemgzip.fs_usage:
+  sre.cmemgzip.fs_usage_info:
     paths:
       - /var/log
       - /srv/*/logs
   register: usage
 
 - name: Measure NFS mounts too (never done by default)
-  sre.cmemgzip.fs_usage:
+  sre.cmemgzip.fs_usage_info:
     include_fstypes: [ext*, xfs, overlay, tmpfs, nfs*]
 '''
 

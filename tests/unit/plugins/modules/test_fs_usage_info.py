@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Unit tests of the sre.cmemgzip.fs_usage module (argument spec, result, check mode)."""
+"""Unit tests of the sre.cmemgzip.fs_usage_info module (argument spec, result, check mode)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,20 +13,20 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.sre.cmemgzip.plugins.modules import fs_usage
+from ansible_collections.sre.cmemgzip.plugins.modules import fs_usage_info
 
 
 def run(args, capsys):
     with patch_module_args(args):
-        module = fs_usage.build_module()
+        module = fs_usage_info.build_module()
         with pytest.raises(SystemExit) as exc:
-            fs_usage.run_module(module)
+            fs_usage_info.run_module(module)
     out = json.loads(capsys.readouterr().out)
     return exc.value.code, out
 
 
 def test_argument_spec_is_a_dict_with_documented_defaults():
-    spec = fs_usage.ARGUMENT_SPEC
+    spec = fs_usage_info.ARGUMENT_SPEC
     assert isinstance(spec, dict)
     assert spec['max_used_pct']['default'] == 90
     assert spec['max_inodes_used_pct']['default'] == 95

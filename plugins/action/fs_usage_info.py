@@ -9,4 +9,4 @@ from ansible_collections.sre.cmemgzip.plugins.plugin_utils.full_disk_action impo
 
 
 class ActionModule(FullDiskActionBase):
-    """Start sre.cmemgzip.fs_usage even when /, /tmp and $HOME are full."""
+    """Start sre.cmemgzip.fs_usage_info even when /, /tmp and $HOME are full."""
