@@ -23,13 +23,13 @@ description:
     finds there and reports it with RV(files[].action=recovered).
   - Files open in any process, hard-linked files, symlinks (unless O(follow)), non-regular files, already compressed data
     (by magic bytes) and files whose compressed copy would free nothing are skipped with a reason.
-  - The action plugin of the same name turns pipelining on and points E(TMPDIR) at C(/dev/shm), so the module starts on a
-    host whose C(/), C(/tmp), C(/var/tmp) and home directory have no free byte.
+  - It starts on a host whose C(/), C(/tmp), C(/var/tmp) and home directory have no free byte.
 author:
   - sre.cmemgzip developers (@sre)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - sre.cmemgzip.full_disk_action
 attributes:
   check_mode:
     support: full
@@ -39,12 +39,6 @@ attributes:
   platform:
     platforms: posix
     details: Linux only (C(/proc), C(renameat2), leases).
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
 options:
   path:
     description:
@@ -137,7 +131,7 @@ notes:
     protocol and its guarantees.
   - Runs on one host exclude each other through a lock on the journal directory.
 seealso:
-  - module: sre.cmemgzip.fs_usage
+  - module: sre.cmemgzip.fs_usage_info
   - module: community.general.archive
 '''
 
@@ -171,76 +165,271 @@ msg:
   type: str
   sample: 'freed 13266944 bytes: 1 compressed, 0 recovered, 0 would compress, 0 skipped, 0 failed'
 files:
-  description: One entry per file found or recovered.
+  description: One entry per file found or recovered, in the order they were handled.
   returned: always
   type: list
   elements: dict
   contains:
     path:
-      description: The file.
+      description:
+        - The file. Bytes that are not valid UTF-8 appear as C(\xNN) escapes; RV(files[].path_b64) then has the raw name.
       type: str
+      sample: /var/log/app/access.log.1
+    path_b64:
+      description: Base64 of the raw bytes of the name.
+      type: str
+      returned: when the name is not valid UTF-8
     dest:
       description: The C(.gz) it became or would become.
       type: str
+      sample: /var/log/app/access.log.1.gz
     action:
-      description: C(compressed), C(skipped), C(failed), C(recovered), C(would_compress) or C(would_recover).
+      description:
+        - What happened to the file.
+        - V(compressed) - the file was replaced by its verified compressed copy.
+        - V(skipped) - left as it was, for the reason in RV(files[].reason).
+        - V(failed) - something went wrong; RV(files[].detail) says what and where the verified copy is.
+        - V(recovered) - an interrupted run was finished or rolled back from the journal.
+        - V(would_compress) - check mode, would be compressed.
+        - V(would_recover) - check mode, an interrupted run would be finished or rolled back.
       type: str
+      choices: [compressed, skipped, failed, recovered, would_compress, would_recover]
+      sample: compressed
     reason:
       description:
-        - Why it was skipped, failed or recovered, as a short code; null when compressed.
-        - C(not_regular), C(symlink), C(hardlinked), C(already_compressed), C(not_smaller), C(open), C(dest_exists),
-          C(memory_budget), C(no_journal_space), C(too_small), C(too_young), C(excluded), C(target_free_reached),
-          C(changed_while_reading), C(not_found), C(error), C(rolled_back), C(finished), C(journal_orphaned),
-          C(journal_corrupt), C(journal_unreadable).
+        - Why it was skipped, failed or recovered, as a short code; V(null) when compressed.
+        - V(not_found) - the path does not exist, or vanished before it was opened.
+        - V(not_regular) - not a regular file (directory, FIFO, socket, device).
+        - V(symlink) - a symbolic link, or became one (set O(follow) to compress the target).
+        - V(hardlinked) - more than one hard link, compressing one name frees nothing.
+        - V(already_compressed) - already compressed data, recognised by its magic bytes.
+        - V(not_smaller) - the compressed copy would free no filesystem block.
+        - V(open) - another process holds the file open or opened it meanwhile (RV(files[].pids)).
+        - V(dest_exists) - C(NAME.gz) exists already; nothing is ever overwritten.
+        - V(memory_budget) - the compressed copy would exceed the memory budget (O(memory_limit)).
+        - V(no_journal_space) - no journal directory can hold the verified copy.
+        - V(too_small) - smaller than O(min_size).
+        - V(too_young) - modified less than O(min_age) ago.
+        - V(excluded) - matches O(excludes), or a given file does not match O(patterns).
+        - V(target_free_reached) - its filesystem already has O(target_free) available.
+        - V(changed_while_reading) - the file changed while it was compressed; it was left untouched.
+        - V(error) - an error; RV(files[].detail) has the message.
+        - V(rolled_back) - recovery, an interrupted run had changed nothing; its journal copy was dropped.
+        - V(finished) - recovery, an interrupted run was finished from its verified journal copy.
+        - V(journal_orphaned) - recovery, the file of a journal entry is gone or changed; the copy is kept for a human.
+        - V(journal_corrupt) - recovery, a journal copy does not match its manifest; nothing was written.
+        - V(journal_unreadable) - recovery, a journal manifest cannot be read; everything was kept.
       type: str
+      choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
+                memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
+                changed_while_reading, error, rolled_back, finished, journal_orphaned, journal_corrupt,
+                journal_unreadable]
+      sample: too_small
     detail:
       description: The reason in words.
       type: str
+      sample: smaller than min_size
     original_size:
       description: Size of the original in bytes.
       type: int
+      sample: 6291456
     compressed_size:
-      description: Size of the gzip member in bytes (real, also in check mode).
+      description:
+        - Size of the gzip member in bytes (measured, also in check mode).
       type: int
+      sample: 524288
     bytes_saved:
-      description: Allocated bytes the filesystem got back (in check mode, computed from the block size).
+      description:
+        - Allocated bytes the filesystem got back.
+        - In check mode computed from the block size and RV(files[].compressed_size).
       type: int
+      sample: 5767168
     ratio:
-      description: original_size / compressed_size.
+      description: RV(files[].original_size) / RV(files[].compressed_size), two decimals; V(null) without both.
       type: float
+      sample: 12.0
     seconds:
       description: Time spent on this file.
       type: float
+      sample: 0.41
     strategy:
-      description: C(inplace) (overwrite, then truncate) or C(truncate_first) (copy-on-write filesystems, sparse files).
+      description:
+        - How the inode became its C(.gz). V(inplace) (overwrite, then truncate), V(truncate_first) (copy-on-write
+          filesystems, sparse files) or V(recreate) (a new inode written from the journal, where a file cannot be
+          changed at all). V(null) when nothing was written.
       type: str
+      sample: inplace
     estimated:
-      description: Whether compressed_size is an estimate rather than measured.
+      description: Whether RV(files[].compressed_size) is extrapolated from samples of the file rather than measured.
       type: bool
+      sample: false
     pids:
-      description: For reason C(open), the processes holding the file, as C(pid) and C(comm).
+      description: For reason V(open), the processes holding the file, as C(pid) and C(comm).
       type: list
       elements: dict
       returned: when reason is open
+      sample: [{"pid": 812, "comm": "rsyslogd"}]
 totals:
-  description: Counts per action, and sums of original_size, compressed_size and bytes_saved.
+  description: Counts per action, and sums over the files that freed (or would free) space.
   returned: always
   type: dict
+  contains:
+    candidates:
+      description: Number of entries in RV(files).
+      type: int
+      sample: 13
+    compressed:
+      description: Files compressed.
+      type: int
+      sample: 3
+    skipped:
+      description: Files skipped.
+      type: int
+      sample: 10
+    failed:
+      description: Files that failed.
+      type: int
+      sample: 0
+    recovered:
+      description: Journal entries of interrupted runs finished or rolled back.
+      type: int
+      sample: 0
+    would_compress:
+      description: Check mode, files that would be compressed.
+      type: int
+      sample: 0
+    would_recover:
+      description: Check mode, journal entries that would be finished or rolled back.
+      type: int
+      sample: 0
+    original_size:
+      description: Sum of RV(files[].original_size) of the compressed, recovered or would-compress files.
+      type: int
+      sample: 20971520
+    compressed_size:
+      description: Sum of their RV(files[].compressed_size).
+      type: int
+      sample: 2411520
+    bytes_saved:
+      description: Sum of their RV(files[].bytes_saved).
+      type: int
+      sample: 18550784
 filesystems:
-  description: Each filesystem a file lives on, with C(mount), C(device), C(fstype), and C(before)/C(after) holding
-    C(size), C(free), C(avail), C(inodes), C(inodes_free).
+  description: Each filesystem a candidate lives on, in mount point order, measured before and after the run.
   returned: always
   type: list
   elements: dict
+  contains:
+    mount:
+      description: Its mount point.
+      type: str
+      sample: /
+    device:
+      description: Source of the mount.
+      type: str
+      sample: /dev/sda3
+    fstype:
+      description: Filesystem type.
+      type: str
+      sample: ext4
+    before:
+      description: C(statvfs) when the first file there was handled.
+      type: dict
+      contains:
+        size:
+          description: Size in bytes.
+          type: int
+        used:
+          description: Bytes in use (C(size - free)).
+          type: int
+        free:
+          description: Free bytes including those reserved for root (C(f_bfree)).
+          type: int
+        avail:
+          description: Bytes available to unprivileged users (C(f_bavail)), what C(df) shows as available.
+          type: int
+        used_pct:
+          description: C(100 * used / (used + avail)), like C(df).
+          type: float
+        inodes:
+          description: Total inodes (V(0) when the filesystem does not count them).
+          type: int
+        inodes_used:
+          description: Inodes in use.
+          type: int
+        inodes_free:
+          description: Free inodes.
+          type: int
+        inodes_avail:
+          description: Inodes available to unprivileged users.
+          type: int
+        inodes_used_pct:
+          description: C(100 * inodes_used / inodes).
+          type: float
+        block_size:
+          description: Fragment size of the byte counts.
+          type: int
+        statvfs_read_only:
+          description: C(ST_RDONLY) is set.
+          type: bool
+    after:
+      description: The same measures at the end of the run.
+      type: dict
+    would_free:
+      description: Check mode, bytes the RV(files[].action=would_compress) files there would free.
+      type: int
+      returned: in check mode, when a file there would be compressed
 memory:
-  description: C(limit) (budget for one compressed copy), C(available), C(peak_rss), C(peak_journal) (largest copy held
-    in RAM), C(threads).
+  description: The memory budget and what the run used.
   returned: always
   type: dict
+  contains:
+    limit:
+      description: Budget for one compressed copy, in bytes (O(memory_limit) or its default).
+      type: int
+      sample: 1073741824
+    available:
+      description: Memory available to the process (C(MemAvailable), lowered to its cgroup's headroom).
+      type: int
+      sample: 2147483648
+    peak_rss:
+      description: Peak resident size of the module's process, in bytes.
+      type: int
+      sample: 38797312
+    peak_journal:
+      description: Largest compressed copy held in a RAM journal, in bytes.
+      type: int
+      sample: 1048576
+    threads:
+      description: Compression threads used.
+      type: int
+      sample: 2
 journal:
-  description: C(dir), C(spill_dir), C(ram_backed), C(usable) journal directories, and C(notes) on what was not usable.
+  description: Where the verified copies were kept.
   returned: always
   type: dict
+  contains:
+    dir:
+      description: O(journal_dir).
+      type: str
+      sample: /dev/shm
+    spill_dir:
+      description: O(spill_dir), V(null) when unset.
+      type: str
+    ram_backed:
+      description: Whether a usable journal directory is in RAM (C(tmpfs), C(ramfs)).
+      type: bool
+      sample: true
+    usable:
+      description: Journal directories that could be used.
+      type: list
+      elements: str
+      sample: [/dev/shm/sre.cmemgzip]
+    notes:
+      description: Why a journal directory could not be used, and what was cleaned up.
+      type: list
+      elements: str
+      sample: []
 '''
 
 import re
