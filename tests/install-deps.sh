@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(openssh-server sudo pigz xfsprogs btrfs-progs acl attr e2fsprogs util-linux gzip make)
+apt_packages=(openssh-server sudo pigz xfsprogs btrfs-progs acl attr e2fsprogs util-linux gzip make fuse3 python3-fusepy)
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

@@ -16,6 +16,8 @@ notice.
 
 from __future__ import absolute_import, division, print_function
 
+import os
+
 from . import codes, open_files
 from .discovery import Discovery
 from .file_job import FileCompressor
@@ -73,6 +75,7 @@ class Run(object):
         self.journals = JournalSet((options.journal_dir, options.spill_dir), self.mounts, self.memory_limit,
                                    options.check_mode)
         self.compressor = FileCompressor(options, self.threads, self.memory_limit, self.journals)
+        self.scan = open_files.ProcScan(self.mounts)
 
     def _recover(self):
         for journal in self.journals.opened():
@@ -98,6 +101,10 @@ class Run(object):
                 'before': filesystem_usage(key),
             }
         return self.filesystems[key]
+
+    def _mount_device(self, candidate):
+        mount = self.mounts.find(candidate.dir_path, candidate.st.st_dev)
+        return os.makedev(mount.major, mount.minor) if mount else candidate.st.st_dev
 
     def _target_reached(self, filesystem):
         options = self.options
@@ -130,7 +137,7 @@ class Run(object):
         ready = [c for c in candidates if not c.reason]
         if self.options.largest_first:
             ready.sort(key=lambda c: c.st.st_blocks, reverse=True)
-        busy = open_files.holders((c.st.st_dev, c.st.st_ino) for c in ready)
+        busy = self.scan.holders(((c.st.st_dev, c.st.st_ino), self._mount_device(c)) for c in ready)
         for candidate in candidates:
             if candidate.reason:
                 self.files.append(_skip_result(candidate))
@@ -138,8 +145,9 @@ class Run(object):
             holders = busy.get((candidate.st.st_dev, candidate.st.st_ino))
             filesystem = self._filesystem(candidate)
             if holders:
-                candidate.skip(codes.OPEN, 'open in %s' % ', '.join('%s[%d]' % (h['comm'], h['pid']) for h in holders))
-                candidate.pids = holders
+                candidate.skip(codes.OPEN, 'open in %s' % ', '.join(sorted(set('%s[%d]' % (h.comm, h.pid)
+                                                                               for h in holders))))
+                candidate.pids = [h.as_dict() for h in holders]
                 self.files.append(_skip_result(candidate))
             elif self._target_reached(filesystem):
                 self.files.append(_skip_result(candidate.skip(codes.TARGET_FREE_REACHED,
@@ -177,6 +185,7 @@ class Run(object):
             'journal': {'dir': self.options.journal_dir, 'spill_dir': self.options.spill_dir,
                         'ram_backed': self.journals.ram_backed, 'usable': self.journals.paths,
                         'notes': self.journals.notes},
+            'open_files_scan': self.scan.report(),
         }
 
 

@@ -3,74 +3,350 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Which processes hold given files open, from /proc."""
+"""Which processes hold which files, read from /proc without touching other mounts.
+
+This is a private module_utils file of sre.cmemgzip: it may change without
+notice.
+
+A ``stat()`` of ``/proc/PID/fd/N`` follows the link into the file's own
+filesystem: one stopped NFS or FUSE server anywhere on the host would block a
+scan that stats every descriptor, whatever it looks for.  This scan never
+does that.  For each descriptor it reads the link text (``readlink`` builds
+it from the kernel's dentries, no filesystem call) and ``/proc/PID/fdinfo/N``
+(``flags``, ``mnt_id``, ``ino``).  The mount id, looked up in the mountinfo
+of the process's mount namespace, gives the superblock's device number, so
+the descriptors of other filesystems are dropped unseen.  Only a descriptor
+whose device and inode match a target is confirmed with a ``stat()``, and
+that one lands on the target's own filesystem.  Each process is inspected
+under a time limit (bounded.py): a process that cannot be read in time
+(its ``maps`` wait for a memory lock held by a page fault on a dead mount)
+is reported in ``skipped`` and counted as unknown, never waited for.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 import os
+import stat
+import time
+
+from .bounded import BoundedCaller, TimedOut
+from .mounts import read_mountinfo
+
+PROC = '/proc'
+# Seconds one process may take to be inspected before it is skipped.
+PROCESS_TIMEOUT = 2.0
+DELETED_SUFFIX = ' (deleted)'
+_ACCESS = {os.O_RDONLY: 'read', os.O_WRONLY: 'write', os.O_RDWR: 'read_write'}
 
 
-def _command_name(pid):
+class Holder(object):
+    """One way a process holds a file: an open descriptor or a memory map."""
+
+    __slots__ = ('pid', 'comm', 'fd', 'flags', 'map_perms')
+
+    def __init__(self, pid, comm, fd=None, flags=None, map_perms=None):
+        self.pid = pid
+        self.comm = comm
+        self.fd = fd
+        self.flags = flags
+        self.map_perms = map_perms
+
+    @property
+    def access(self):
+        if self.fd is None:
+            return 'map'
+        return _ACCESS.get(self.flags & os.O_ACCMODE, 'unknown')
+
+    @property
+    def writes(self):
+        return self.access in ('write', 'read_write')
+
+    @property
+    def append(self):
+        return self.fd is not None and bool(self.flags & os.O_APPEND)
+
+    @property
+    def shared_writable_map(self):
+        return self.map_perms is not None and self.map_perms[1] == 'w' and self.map_perms[3] == 's'
+
+    def as_dict(self):
+        result = {'pid': self.pid, 'comm': self.comm, 'fd': self.fd, 'access': self.access}
+        if self.fd is None:
+            result['map'] = self.map_perms
+        else:
+            result['flags'] = '0%o' % self.flags
+            result['append'] = self.append
+        return result
+
+    def __repr__(self):
+        return 'Holder(%d, %r, fd=%r, %s)' % (self.pid, self.comm, self.fd, self.access)
+
+
+class DeletedFile(object):
+    """A regular file with no name left, kept alive by open descriptors."""
+
+    def __init__(self, st, former_path, mount):
+        self.st = st
+        self.former_path = former_path
+        self.mount = mount
+        self.holders = []
+
+    @property
+    def identity(self):
+        return self.st.st_dev, self.st.st_ino
+
+
+class _Descriptor(object):
+    __slots__ = ('fd', 'link', 'flags', 'mount_id', 'ino')
+
+    def __init__(self, fd, link, flags, mount_id, ino):
+        self.fd = fd
+        self.link = link
+        self.flags = flags
+        self.mount_id = mount_id
+        self.ino = ino
+
+
+def _read_fdinfo(path):
+    fields = {}
+    with open(path, 'rb') as handle:
+        for line in handle.read().split(b'\n'):
+            key, _sep, value = line.partition(b':')
+            if key in (b'flags', b'mnt_id', b'ino'):
+                fields[key] = value.strip()
+    return (int(fields[b'flags'], 8), int(fields[b'mnt_id']),
+            int(fields[b'ino']) if b'ino' in fields else None)
+
+
+def _read_descriptors(proc, pid):
+    """The descriptors of ``pid`` that name a path (no socket, pipe or anon inode)."""
+    fd_dir = '%s/%d/fd' % (proc, pid)
+    found = []
+    for name in os.listdir(fd_dir):
+        try:
+            link = os.readlink('%s/%s' % (fd_dir, name))
+            if not link.startswith('/'):
+                continue
+            flags, mount_id, ino = _read_fdinfo('%s/%d/fdinfo/%s' % (proc, pid, name))
+        except (OSError, IOError, KeyError, ValueError):
+            continue  # closed meanwhile
+        found.append(_Descriptor(int(name), link, flags, mount_id, ino))
+    return found
+
+
+def _read_maps(proc, pid, devices):
+    """(device, inode, perms) of the file mappings of ``pid`` on ``devices``."""
+    found = []
+    with open('%s/%d/maps' % (proc, pid), 'rb') as handle:
+        for line in handle:
+            fields = line.split(None, 5)
+            if len(fields) < 5 or fields[4] == b'0':
+                continue
+            major, _sep, minor = fields[3].partition(b':')
+            device = os.makedev(int(major, 16), int(minor, 16))
+            if device in devices:
+                found.append((device, int(fields[4]), fields[1].decode('ascii')))
+    return found
+
+
+def _stat(path):
     try:
-        with open('/proc/%s/comm' % pid) as handle:
-            return handle.read().strip()
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def command_name(pid, proc=PROC):
+    try:
+        with open('%s/%d/comm' % (proc, pid), 'rb') as handle:
+            return handle.read().strip().decode('utf-8', 'backslashreplace')
     except (IOError, OSError):
         return None
 
 
-def holders(identities):
-    """Map each (st_dev, st_ino) in ``identities`` to the processes holding it.
+class ProcScan(object):
+    """One pass over /proc; ``skipped`` lists the processes it could not read in time."""
 
-    Returns ``{(dev, ino): [{'pid': int, 'comm': str}, ...]}`` for the files
-    that are open (by descriptor or memory map) in any process but this one.
-    Processes that vanish while we look are ignored.
+    def __init__(self, mounts, timeout=PROCESS_TIMEOUT, proc=PROC):
+        self.proc = proc
+        self.caller = BoundedCaller(timeout)
+        self.skipped = []
+        self.unknown = set()
+        self.processes = 0
+        self.seconds = 0.0
+        self._own_pid = os.getpid()
+        self._namespaces = {self._namespace(self._own_pid): dict((m.mount_id, m) for m in mounts.entries)}
+
+    # -- the public questions ---------------------------------------------
+
+    def holders(self, targets):
+        """``{identity: [Holder, ...]}`` for ``targets``: (identity, mount device) pairs.
+
+        ``identity`` is the (st_dev, st_ino) of a file, ``mount device`` the
+        device number of its mount in mountinfo (they differ on btrfs
+        subvolumes).  A file nobody holds is absent from the answer.
+        """
+        wanted = {}
+        for identity, device in targets:
+            for dev in set((device, identity[0])):
+                wanted.setdefault(dev, {})[identity[1]] = identity
+        found = {}
+        if not wanted:
+            return found
+        started = time.monotonic()
+        for pid in self._pids():
+            descriptors = self._descriptors(pid)
+            if descriptors is None:
+                continue
+            hits = []
+            for item, mount in descriptors:
+                if mount is None:
+                    continue
+                device = os.makedev(mount.major, mount.minor)
+                inodes = wanted.get(device)
+                if inodes is None or (item.ino is not None and item.ino not in inodes):
+                    continue
+                st = self._bounded(pid, _stat, '%s/%d/fd/%d' % (self.proc, pid, item.fd))
+                identity = (st.st_dev, st.st_ino) if st is not None else None
+                if identity in inodes.values():
+                    hits.append((identity, Holder(pid, None, fd=item.fd, flags=item.flags)))
+            for device, ino, perms in self._bounded(pid, _read_maps, self.proc, pid, set(wanted)) or ():
+                identity = wanted[device].get(ino)
+                if identity is not None:
+                    hits.append((identity, Holder(pid, None, map_perms=perms)))
+            if hits:
+                comm = command_name(pid, self.proc)
+                for identity, holder in hits:
+                    holder.comm = comm
+                    found.setdefault(identity, []).append(holder)
+        self.seconds += time.monotonic() - started
+        return found
+
+    def deleted(self, accept_mount):
+        """Regular files without a name that processes still hold, as DeletedFile.
+
+        ``accept_mount(mount_entry)`` says which mounts to look at; the
+        descriptors of any other mount are never stat()ed.
+        """
+        found = {}
+        started = time.monotonic()
+        for pid in self._pids():
+            descriptors = self._descriptors(pid)
+            for item, mount in descriptors or ():
+                if not item.link.endswith(DELETED_SUFFIX) or mount is None or not accept_mount(mount):
+                    continue
+                st = self._bounded(pid, _stat, '%s/%d/fd/%d' % (self.proc, pid, item.fd))
+                if st is None or not stat.S_ISREG(st.st_mode) or st.st_nlink != 0:
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if key not in found:
+                    found[key] = DeletedFile(st, item.link[:-len(DELETED_SUFFIX)], mount)
+                found[key].holders.append(Holder(pid, command_name(pid, self.proc), fd=item.fd,
+                                                 flags=item.flags))
+        self.seconds += time.monotonic() - started
+        return list(found.values())
+
+    def report(self):
+        return {'processes': self.processes, 'seconds': round(self.seconds, 3),
+                'skipped': list(self.skipped)}
+
+    # -- one process --------------------------------------------------------
+
+    def _pids(self):
+        try:
+            names = os.listdir(self.proc)
+        except OSError:
+            return
+        for name in names:
+            if name.isdigit() and int(name) != self._own_pid:
+                self.processes += 1
+                yield int(name)
+
+    def _descriptors(self, pid):
+        """[(descriptor, MountEntry or None)] of ``pid``; None when it cannot be read."""
+        try:
+            descriptors = self.caller.call(_read_descriptors, self.proc, pid)
+        except TimedOut as exc:
+            self._skip(pid, 'its descriptors could not be read: %s' % exc)
+            return None
+        except OSError:
+            return None  # gone, or not ours to read
+        if not descriptors:
+            return descriptors
+        table = self._mount_table(pid)
+        if table is None:
+            return None
+        # A mount id missing from the table is an internal mount (memfd, a
+        # detached tree): never a target.
+        return [(item, table.get(item.mount_id)) for item in descriptors]
+
+    def _mount_table(self, pid):
+        """{mount id: MountEntry} of ``pid``'s mount namespace, read once per namespace."""
+        namespace = self._namespace(pid)
+        if namespace is None:
+            return None
+        if namespace not in self._namespaces:
+            try:
+                entries = self.caller.call(read_mountinfo, '%s/%d/mountinfo' % (self.proc, pid))
+            except TimedOut:
+                self._namespaces[namespace] = None
+            except (OSError, IOError, ValueError):
+                return None  # gone: the next process of that namespace reads it
+            else:
+                self._namespaces[namespace] = dict((m.mount_id, m) for m in entries)
+        table = self._namespaces[namespace]
+        if table is None:
+            self._skip(pid, 'the mount table of its namespace could not be read in time')
+        return table
+
+    def _namespace(self, pid):
+        try:
+            return os.readlink('%s/%d/ns/mnt' % (self.proc, pid))
+        except OSError:
+            return None
+
+    def _bounded(self, pid, function, *args):
+        """``function(*args)`` within the time limit; None when it failed or timed out."""
+        try:
+            return self.caller.call(function, *args)
+        except TimedOut as exc:
+            self._skip(pid, '%s: %s' % (function.__name__.strip('_').replace('_', ' '), exc))
+        except (OSError, IOError, ValueError):
+            pass
+        return None
+
+    def _skip(self, pid, why):
+        if pid not in self.unknown:
+            self.unknown.add(pid)
+            self.skipped.append({'pid': pid, 'comm': command_name(pid, self.proc), 'reason': why})
+
+
+def read_locks(identities, devices=None, path=PROC + '/locks'):
+    """``{identity: [(kind, mode, pid, start, end)]}``: the locks /proc/locks lists on ``identities``.
+
+    ``devices`` maps a mount device number to the identities' st_dev where
+    they differ (btrfs).  Waiters (``->`` lines) are left out.
     """
     wanted = set(identities)
+    devices = devices or {}
     found = {}
-    if not wanted:
-        return found
-    own = str(os.getpid())
     try:
-        pids = [entry for entry in os.listdir('/proc') if entry.isdigit() and entry != own]
-    except OSError:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except (IOError, OSError):
         return found
-    for pid in pids:
-        hits = set()
-        fd_dir = '/proc/%s/fd' % pid
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8 or fields[1] == '->':
+            continue
         try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            fds = []
-        for fd in fds:
-            try:
-                st = os.stat(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            identity = (st.st_dev, st.st_ino)
-            if identity in wanted:
-                hits.add(identity)
-        hits.update(_mapped(pid, wanted))
-        if hits:
-            holder = {'pid': int(pid), 'comm': _command_name(pid)}
-            for identity in hits:
-                found.setdefault(identity, []).append(holder)
+            major, minor, ino = fields[5].split(':')
+            device = os.makedev(int(major, 16), int(minor, 16))
+            identity = (devices.get(device, device), int(ino))
+            pid = int(fields[4])
+        except ValueError:
+            continue
+        if identity in wanted:
+            found.setdefault(identity, []).append((fields[1], fields[3], pid, fields[6], fields[7]))
     return found
 
-
-def _mapped(pid, wanted):
-    """Files of ``wanted`` that the process has memory-mapped."""
-    hits = set()
-    inodes = {ino for _dev, ino in wanted}
-    try:
-        with open('/proc/%s/maps' % pid) as handle:
-            for line in handle:
-                fields = line.split(None, 5)
-                if len(fields) < 5 or fields[4] == '0' or int(fields[4]) not in inodes:
-                    continue
-                major, minor = fields[3].split(':', 1)
-                identity = (os.makedev(int(major, 16), int(minor, 16)), int(fields[4]))
-                if identity in wanted:
-                    hits.add(identity)
-    except (IOError, OSError, ValueError):
-        pass
-    return hits

@@ -264,7 +264,10 @@ files:
       type: bool
       sample: false
     pids:
-      description: For reason V(open), the processes holding the file, as C(pid) and C(comm).
+      description:
+        - For reason V(open), how each process holds the file, one entry per descriptor or memory map.
+        - C(pid), C(comm), C(fd) (V(null) for a map), C(access) (C(read), C(write), C(read_write) or C(map)), and for
+          a descriptor C(flags) (octal, as in C(/proc/PID/fdinfo)) and C(append), for a map C(map) (its permissions).
       type: list
       elements: dict
       returned: when reason is open
@@ -429,6 +432,26 @@ journal:
       description: Why a journal directory could not be used, and what was cleaned up.
       type: list
       elements: str
+      sample: []
+open_files_scan:
+  description: The scan of C(/proc) for processes holding the files; it never touches a descriptor on another mount.
+  returned: always
+  type: dict
+  contains:
+    processes:
+      description: Processes looked at.
+      type: int
+      sample: 212
+    seconds:
+      description: Time the scan took.
+      type: float
+      sample: 0.08
+    skipped:
+      description:
+        - Processes that could not be read within the time limit (a dead network mount), each as C(pid), C(comm) and
+          C(reason).
+      type: list
+      elements: dict
       sample: []
 '''
 
