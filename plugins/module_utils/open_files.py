@@ -30,7 +30,7 @@ import stat
 import time
 
 from .bounded import BoundedCaller, TimedOut
-from .mounts import read_mountinfo
+from .mounts import MountTable, read_mountinfo
 
 PROC = '/proc'
 # Seconds one process may take to be inspected before it is skipped.
@@ -350,3 +350,15 @@ def read_locks(identities, devices=None, path=PROC + '/locks'):
             found.setdefault(identity, []).append((fields[1], fields[3], pid, fields[6], fields[7]))
     return found
 
+
+
+def holders(identities, mounts=None):
+    """``{(st_dev, st_ino): [holder dict, ...]}`` for files given by identity alone.
+
+    One ProcScan; the mount device of each file is looked up in mountinfo by
+    its st_dev (callers that know the path should use ProcScan.holders with
+    the path's mount, which also covers btrfs subvolumes).
+    """
+    scan = ProcScan(mounts or MountTable())
+    found = scan.holders((identity, identity[0]) for identity in identities)
+    return dict((identity, [h.as_dict() for h in items]) for identity, items in found.items())
