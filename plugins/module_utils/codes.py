@@ -52,6 +52,9 @@ TOO_YOUNG = 'too_young'
 EXCLUDED = 'excluded'
 TARGET_FREE_REACHED = 'target_free_reached'
 CHANGED_WHILE_READING = 'changed_while_reading'
+RENAMED = 'renamed'
+SHARED_EXTENTS = 'shared_extents'
+JOURNAL_PENDING = 'journal_pending'
 ERROR = 'error'
 
 SKIP_REASONS = {
@@ -70,6 +73,12 @@ SKIP_REASONS = {
     EXCLUDED: 'matches O(excludes), or a given file does not match O(patterns)',
     TARGET_FREE_REACHED: 'its filesystem already has O(target_free) available',
     CHANGED_WHILE_READING: 'the file changed while it was compressed; it was left untouched',
+    RENAMED: 'renamed, replaced or linked by someone else while it was being replaced; the step was undone and '
+             'no name holds the wrong kind of data (RV(files[].detail) says where the file is)',
+    SHARED_EXTENTS: 'its blocks are shared with a snapshot or a reflinked copy: freeing them first would free '
+                    'nothing and leave the only copy in the journal',
+    JOURNAL_PENDING: 'an earlier run left a journal entry for this file that recovery could not settle; '
+                     'the file is left alone until a human has looked',
     ERROR: 'an error; RV(files[].detail) has the message',
 }
 
@@ -80,6 +89,11 @@ FINISHED = 'finished'
 JOURNAL_ORPHANED = 'journal_orphaned'
 JOURNAL_CORRUPT = 'journal_corrupt'
 JOURNAL_UNREADABLE = 'journal_unreadable'
+NOT_OURS = 'not_ours'
+FILESYSTEM_GONE = 'filesystem_gone'
+READ_ONLY = 'read_only'
+REWRITE_INCOMPLETE = 'rewrite_incomplete'
+JOURNAL_LOST = 'journal_lost'
 
 RECOVERY_REASONS = {
     ROLLED_BACK: 'an interrupted run had changed nothing; its journal copy was dropped',
@@ -87,7 +101,23 @@ RECOVERY_REASONS = {
     JOURNAL_ORPHANED: 'the file of a journal entry is gone or changed; the copy is kept for a human',
     JOURNAL_CORRUPT: 'a journal copy does not match its manifest; nothing was written',
     JOURNAL_UNREADABLE: 'a journal manifest cannot be read; everything was kept',
+    NOT_OURS: 'the file holds data that is neither the untouched original nor an interrupted rewrite of ours '
+              '(appended, replaced, inode reused): nothing was written, the journal copy is kept for a human',
+    FILESYSTEM_GONE: 'the filesystem of a journal entry is not mounted at its directory any more: the copy is kept '
+                     'for a human; reported once as a skip, later runs list it in RV(journal.notes)',
+    READ_ONLY: 'the filesystem is read-only: an interrupted run cannot be finished now; RV(files[].detail) names '
+               'the file and the verified copy',
+    REWRITE_INCOMPLETE: 'the original is gone and writing its compressed copy back could not finish: the only '
+                        'complete copy is the journal\'s (RV(files[].detail) says where; in RAM it does not '
+                        'survive a reboot)',
+    JOURNAL_LOST: 'the file carries the marker of a rewrite that was interrupted and whose journal copy is gone '
+                  '(a reboot emptied a RAM journal): the file may be incomplete, check it with gzip -t',
 }
+
+# Recovery reasons that leave data waiting for a human: the entry is kept,
+# and a fresh run leaves the file alone (JOURNAL_PENDING).
+NEEDS_HUMAN = frozenset((NOT_OURS, JOURNAL_ORPHANED, JOURNAL_CORRUPT, JOURNAL_UNREADABLE, FILESYSTEM_GONE,
+                         JOURNAL_LOST))
 
 REASONS = dict(SKIP_REASONS)
 REASONS.update(RECOVERY_REASONS)

@@ -23,7 +23,7 @@ from .discovery import Discovery
 from .file_job import FileCompressor
 from .journal import JournalSet
 from .mounts import MountTable
-from .recovery import recover_entry
+from .recovery import recover_journals
 from .results import FileResult
 from .sysinfo import memory_available, peak_rss, usable_cpus
 from .usage import statvfs_usage as filesystem_usage
@@ -78,15 +78,10 @@ class Run(object):
         self.scan = open_files.ProcScan(self.mounts)
 
     def _recover(self):
-        for journal in self.journals.opened():
-            entries, orphans = journal.entries()
-            for entry in entries:
-                self.files.append(recover_entry(entry, self.options.check_mode, self.mounts))
-            if orphans and not self.options.check_mode:
-                for key in orphans:
-                    journal.remove(key)
-                self.journals.notes.append('removed %d incomplete copies of interrupted runs that had not '
-                                           'changed any file' % len(orphans))
+        results, pending = recover_journals(self.journals.opened(), self.options.check_mode, self.mounts,
+                                            self.journals.notes)
+        self.files.extend(results)
+        self.compressor.pending_keys = pending
 
     # -- filesystems ----------------------------------------------------
 

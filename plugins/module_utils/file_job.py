@@ -19,8 +19,10 @@ import time
 from . import codes
 from .errors import CmemgzipError
 from .formats import LONGEST_MAGIC, compressed_format
+from .identity import capture, entry_key, filesystem_id
 from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
 from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
+from .journal import KIND_REPLACE, MANIFEST_VERSION
 from .results import FileResult
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
 
@@ -54,6 +56,8 @@ class FileCompressor(object):
         self.memory_limit = memory_limit
         self.journals = journals
         self.peak_journal = 0
+        # Keys of journal entries recovery left for a human: their files wait.
+        self.pending_keys = set()
 
     def process(self, candidate, filesystem):
         started = time.monotonic()
@@ -94,6 +98,9 @@ class FileCompressor(object):
             raise Skip(codes.CHANGED_WHILE_READING, 'replaced by another file since it was found')
         if st.st_nlink > 1:
             raise Skip(codes.HARDLINKED, '%d hard links' % st.st_nlink)
+        if entry_key(filesystem_id(fd), st.st_ino) in self.pending_keys:
+            raise Skip(codes.JOURNAL_PENDING, 'an earlier run left a journal entry for this file that recovery '
+                       'could not settle: see that entry\'s result (it names the copy)')
         found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))
         if found:
             raise Skip(codes.ALREADY_COMPRESSED, 'already %s data' % found)
@@ -140,8 +147,7 @@ class FileCompressor(object):
 
     def _compress_to_journal(self, candidate, filesystem, st, dir_fd, original, choice, lease):
         fd = original.fd
-        key = '%x-%d' % (st.st_dev, st.st_ino)
-        entry = choice.journal.create(key)
+        entry = choice.journal.create(entry_key(filesystem_id(fd), st.st_ino))
         committed = False
         try:
             try:
@@ -167,14 +173,15 @@ class FileCompressor(object):
             if stat_nofollow(dir_fd, candidate.dest_name) is not None:
                 raise Skip(codes.DEST_EXISTS, '%s appeared while compressing' % candidate.dest)
             strategy = choose_strategy(filesystem['fstype'], st)
-            entry.commit({
-                'version': 1, 'dir': os.path.realpath(candidate.dir_path), 'name': candidate.name,
-                'dest': candidate.dest_name, 'dev': st.st_dev, 'ino': st.st_ino, 'size': st.st_size,
-                'allocated': self._allocated(st), 'mtime_ns': st.st_mtime_ns, 'atime_ns': st.st_atime_ns,
-                'crc32': stats.crc32, 'compressed_size': stats.output_size,
+            manifest = capture(fd, st, stats.crc32)
+            manifest.update({
+                'version': MANIFEST_VERSION, 'kind': KIND_REPLACE, 'dir': os.path.realpath(candidate.dir_path),
+                'name': candidate.name, 'dest': candidate.dest_name, 'allocated': self._allocated(st),
+                'atime_ns': st.st_atime_ns, 'compressed_size': stats.output_size,
                 'compressed_crc32': stats.output_crc32, 'strategy': strategy,
                 'created': time.time(), 'pid': os.getpid(), 'metadata': file_metadata(fd),
             })
+            entry.commit(manifest)
             committed = True
             try:
                 strategy = replace(dir_fd, candidate.name, candidate.dest_name, original, entry, strategy)

@@ -27,7 +27,12 @@ from .mounts import RAM_FSTYPES
 from .safe_fs import fsync_dir, open_dir_nofollow
 
 SUBDIR = 'sre.cmemgzip'
-MANIFEST_VERSION = 1
+# Version 2: identity evidence (identity.capture) and ``kind``; recovery
+# still reads version 1 manifests (device number, whole-file CRC-32).
+MANIFEST_VERSION = 2
+# The kind of the original-into-its-own-.gz protocol (replace.py); other
+# protocols name theirs, see recovery.py.
+KIND_REPLACE = 'replace'
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _COPY_CHUNK = 4 * 1024 * 1024
 # Left free on the journal's filesystem: /dev/shm is shared with the host's
@@ -107,6 +112,16 @@ class Journal(object):
                 if exc.errno != errno.ENOENT:
                     raise
         fsync_dir(self._dir_fd)
+
+    def holds(self, key):
+        """Whether a committed entry (a manifest) exists under ``key``."""
+        try:
+            os.stat(key + '.json', dir_fd=self._dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        return True
 
     def data_path(self, key):
         return os.path.join(self.path, key + '.gz')

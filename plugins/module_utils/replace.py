@@ -31,6 +31,7 @@ import stat
 import zlib
 
 from .errors import CmemgzipError
+from .identity import inode_generation
 from .safe_fs import rename_noreplace, fsync_dir, syncfs
 from .mounts import COPY_ON_WRITE_FSTYPES
 
@@ -168,9 +169,10 @@ def replace(dir_fd, name, dest, original, entry, strategy):
             raise NotStarted(exc)
         # The directory needs a block for the new name and the filesystem
         # has none (btrfs keeps names in metadata, which fills up too).
-        # Compress under the old name first, rename after; recovery tells
-        # this state from an untouched original by size and mtime.
+        # Compress under the old name first, rename after; the manifest
+        # says so, for recovery: gzip data under the plain name is ours.
         current = name
+        entry.update(rename_refused=True)
     fsync_dir(dir_fd)
     try:
         strategy = rewrite_inode(fd, entry, strategy)
@@ -222,6 +224,13 @@ def recreate(dir_fd, current, dest, entry):
         raise ReplaceIncomplete('could not create %s: %s; the verified copy stays at %s'
                                 % (dest, exc.strerror, entry.data_path))
     try:
+        # Recovery writes into this inode only: a file someone else creates
+        # under NAME.gz later is never ours.
+        entry.update(created_ino=os.fstat(fd).st_ino, created_generation=inode_generation(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
         _write_new_file(fd, entry)
     finally:
         os.close(fd)
@@ -250,20 +259,3 @@ def _write_new_file(fd, entry):
         raise ReplaceIncomplete('writing the new file failed: %s; the verified copy stays at %s'
                                 % (exc, entry.data_path))
 
-
-def holds_prefix_of(fd, entry):
-    """Whether ``fd`` holds the first bytes of the journal copy (a write cut short)."""
-    size = os.fstat(fd).st_size
-    if size > entry.manifest['compressed_size']:
-        return False
-    source = entry.open_data()
-    try:
-        offset = 0
-        while offset < size:
-            length = min(_CHUNK, size - offset)
-            if os.pread(fd, length, offset) != os.pread(source, length, offset):
-                return False
-            offset += length
-    finally:
-        os.close(source)
-    return True

@@ -213,17 +213,33 @@ files:
         - V(excluded) - matches O(excludes), or a given file does not match O(patterns).
         - V(target_free_reached) - its filesystem already has O(target_free) available.
         - V(changed_while_reading) - the file changed while it was compressed; it was left untouched.
+        - V(renamed) - renamed, replaced or linked by someone else while it was being replaced; the step was undone
+          and no name holds the wrong kind of data.
+        - V(shared_extents) - its blocks are shared with a snapshot or a reflinked copy; freeing them first would free
+          nothing.
+        - V(journal_pending) - an earlier run left a journal entry for this file that recovery could not settle; the
+          file is left alone.
         - V(error) - an error; RV(files[].detail) has the message.
         - V(rolled_back) - recovery, an interrupted run had changed nothing; its journal copy was dropped.
         - V(finished) - recovery, an interrupted run was finished from its verified journal copy.
         - V(journal_orphaned) - recovery, the file of a journal entry is gone or changed; the copy is kept for a human.
         - V(journal_corrupt) - recovery, a journal copy does not match its manifest; nothing was written.
         - V(journal_unreadable) - recovery, a journal manifest cannot be read; everything was kept.
+        - V(not_ours) - recovery, the file holds data that is neither the untouched original nor an interrupted
+          rewrite of ours (appended, replaced, inode reused); nothing was written, the copy is kept for a human.
+        - V(filesystem_gone) - recovery, the filesystem of a journal entry is not mounted there any more; the copy is
+          kept; reported once, later runs list it in RV(journal.notes).
+        - V(read_only) - recovery, the filesystem is read-only; the interrupted run cannot be finished now.
+        - V(rewrite_incomplete) - the original is gone and its compressed copy could not be written back; the only
+          complete copy is the journal's (RV(files[].detail) says where; in RAM it does not survive a reboot).
+        - V(journal_lost) - the file carries the marker of an interrupted rewrite whose journal copy is gone (a reboot
+          emptied a RAM journal); check it with gzip -t.
       type: str
       choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
                 memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
-                changed_while_reading, error, rolled_back, finished, journal_orphaned, journal_corrupt,
-                journal_unreadable]
+                changed_while_reading, renamed, shared_extents, journal_pending, error, rolled_back, finished,
+                journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
+                rewrite_incomplete, journal_lost]
       sample: too_small
     detail:
       description: The reason in words.
