@@ -45,14 +45,14 @@ class Busy(Exception):
         self.pids = pids
 
 
-def claim(open_file):
+def claim(open_file, mounts=None):
     """The exclusive claim a fresh run takes: no holder in /proc, then a write lease.
 
     Returns the WriteLease (release it when done; ``held`` is False where
     leases are unavailable); raises Busy.
     """
     st = os.fstat(open_file.fd)
-    holders = open_files.holders([(st.st_dev, st.st_ino)]).get((st.st_dev, st.st_ino))
+    holders = open_files.holders([(st.st_dev, st.st_ino)], mounts).get((st.st_dev, st.st_ino))
     if holders:
         raise Busy('open in %s' % ', '.join('%s[%d]' % (h['comm'], h['pid']) for h in holders), holders)
     try:

@@ -95,7 +95,7 @@ def _recover_in(entry, context, dir_fd):
         lease, busy = None, None
         if not context.check_mode and not read_only:
             try:
-                lease = claim(original)
+                lease = claim(original, context.mounts)
             except Busy as exc:
                 busy = exc
         try:
