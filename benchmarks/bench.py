@@ -15,7 +15,6 @@ import argparse
 import datetime
 import hashlib
 import json
-import math
 import os
 import shutil
 import signal
@@ -27,16 +26,17 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-import gen_logs  # noqa: E402
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+import loggen  # noqa: E402  (the one log generator)
+import worktree  # noqa: E402  (the one collection link)
+
+worktree.use_in_process()
+from ansible_collections.sre.cmemgzip.plugins.module_utils import sysinfo  # noqa: E402
 
 MiB = 1 << 20
 TOOLS = ("engine", "module", "gzip", "pigz", "cmemgzip")
 ENGINE_FILE = os.path.join(REPO, "plugins", "module_utils", "gzip_member.py")
 MODULE_FILE = os.path.join(REPO, "plugins", "modules", "cmemgzip.py")
-COLLECTIONS = os.path.join(REPO, ".cache", "collections")
-COLLECTION_LINK = os.path.join(COLLECTIONS, "ansible_collections", "sre", "cmemgzip")
-ANSIBLE_HOME = os.path.join(REPO, ".cache", "ansible-home")
 RESULTS = os.path.join(HERE, "results")
 ENGINE_SLACK = 64 * MiB  # the engine's RAM bound: compressed size + 64 MiB
 RUN_TIMEOUT = 3600
@@ -54,47 +54,6 @@ def log(msg):
 # --------------------------------------------------------------------------
 # environment
 # --------------------------------------------------------------------------
-
-def cgroup_cpu_limit():
-    """CPUs allowed by the cgroup's CFS quota (v2 cpu.max or v1), or None."""
-    try:
-        lines = open("/proc/self/cgroup").read().splitlines()
-    except OSError:
-        return None
-    limits = []
-    for line in lines:
-        hid, ctrls, path = line.split(":", 2)
-        path = path.lstrip("/")
-        if hid == "0" and ctrls == "":
-            cands = [os.path.join("/sys/fs/cgroup", path, "cpu.max"),
-                     os.path.join("/sys/fs/cgroup/unified", path, "cpu.max")]
-            for c in cands:
-                try:
-                    quota, period = open(c).read().split()
-                except (OSError, ValueError):
-                    continue
-                if quota != "max":
-                    limits.append(int(quota) / int(period))
-        elif "cpu" in ctrls.split(","):
-            for base in ("/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"):
-                try:
-                    quota = int(open(os.path.join(base, path, "cpu.cfs_quota_us")).read())
-                    period = int(open(os.path.join(base, path, "cpu.cfs_period_us")).read())
-                except (OSError, ValueError):
-                    continue
-                if quota > 0:
-                    limits.append(quota / period)
-                break
-    return min(limits) if limits else None
-
-
-def usable_cpus():
-    n = len(os.sched_getaffinity(0))
-    q = cgroup_cpu_limit()
-    if q:
-        n = min(n, max(1, int(math.ceil(q))))
-    return n
-
 
 def cmd_version(cmd):
     try:
@@ -147,14 +106,6 @@ def file_sha256(path):
         return h.hexdigest()
     except OSError:
         return None
-
-
-def ensure_collection_link():
-    if os.path.islink(COLLECTION_LINK) or os.path.exists(COLLECTION_LINK):
-        return
-    os.makedirs(os.path.dirname(COLLECTION_LINK), exist_ok=True)
-    os.symlink("../../../..", COLLECTION_LINK)
-    log("created %s -> ../../../.." % COLLECTION_LINK)
 
 
 # --------------------------------------------------------------------------
@@ -297,7 +248,7 @@ class Bench:
     def __init__(self, args, ws):
         self.a = args
         self.ws = ws
-        self.cpus = usable_cpus()
+        self.cpus = sysinfo.usable_cpus()
         self.cmemgzip = cmemgzip_command()
         self.runs = []          # every run, raw
         self.verified = set()   # (tool, input, level) whose zcat sha256 was checked
@@ -350,10 +301,8 @@ class Bench:
         src = self._copy_input(inp, "module")
         out = src + ".gz"
         stdout = os.path.join(self.ws.shm, "module.json")
-        env = dict(os.environ)
+        env = worktree.ansible_env()
         env.update({
-            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS,
-            "ANSIBLE_HOME": ANSIBLE_HOME,
             # ansible-core has no 'json' callback (it is ansible.posix.json):
             # 'minimal' prints "localhost | CHANGED => {json}", parsed below.
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
@@ -589,7 +538,7 @@ def parse_args(argv):
     ap.add_argument("--sizes", default="256M,1G")
     ap.add_argument("--levels", default="6,9")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--kinds", default="access", help="comma list of access,syslog,jsonl")
+    ap.add_argument("--kinds", default="access", help="comma list of " + ",".join(loggen.KINDS))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tools", default=",".join(TOOLS), help="comma list, in run order")
     ap.add_argument("--threads", type=int, default=0,
@@ -604,12 +553,12 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     if a.quick:
         a.sizes, a.runs = "64M", 1
-    a.size_list = [gen_logs.parse_size(s) for s in a.sizes.split(",") if s]
+    a.size_list = [loggen.parse_size(s) for s in a.sizes.split(",") if s]
     a.level_list = [int(x) for x in a.levels.split(",") if x]
     a.kind_list = [k for k in a.kinds.split(",") if k]
     a.tool_list = [t for t in a.tools.split(",") if t]
     for k in a.kind_list:
-        if k not in gen_logs.GENERATORS:
+        if k not in loggen.KINDS:
             ap.error("unknown kind %s" % k)
     for t in a.tool_list:
         if t not in TOOLS:
@@ -649,8 +598,6 @@ def main(argv=None):
     biggest = max(a.size_list)
     # inputs + one copy + its .gz + gzip/pigz output, with room to spare
     ws_size = sum(a.size_list) * len(a.kind_list) + 2 * biggest + 256 * MiB
-    if "module" in a.tool_list:
-        ensure_collection_link()
     t_start = time.monotonic()
     with Workspace(ws_size) as ws:
         inputs = {}
@@ -659,7 +606,7 @@ def main(argv=None):
                 label = "%s-%s" % (kind, size_label(size))
                 path = ws.path("%s.log" % label)
                 t0 = time.monotonic()
-                digest = gen_logs.generate(kind, size, a.seed, path)
+                digest = loggen.write_log(path, size, a.seed, kind)
                 os.utime(path, (time.time() - 3600, time.time() - 3600))
                 log("generated %s (%d bytes, sha256 %s) in %.1fs" % (
                     path, size, digest[:16], time.monotonic() - t0))
@@ -675,7 +622,7 @@ def main(argv=None):
             return rc
         b = Bench(a, ws)
         log("usable CPUs: %d (affinity %d, cgroup quota %s); load average %s" % (
-            b.cpus, len(os.sched_getaffinity(0)), cgroup_cpu_limit(), os.getloadavg()))
+            b.cpus, len(os.sched_getaffinity(0)), sysinfo.cgroup_cpu_quota(), os.getloadavg()))
         try:
             for inp in inputs.values():
                 for level in a.level_list:
@@ -716,7 +663,7 @@ def main(argv=None):
         "python": sys.version.split()[0],
         "usable_cpus": b.cpus,
         "affinity_cpus": len(os.sched_getaffinity(0)),
-        "cgroup_cpu_quota": cgroup_cpu_limit(),
+        "cgroup_cpu_quota": sysinfo.cgroup_cpu_quota(),
         "loadavg_end": os.getloadavg(),
         "gzip": cmd_version(["gzip", "--version"]),
         "pigz": cmd_version(["pigz", "--version"]),
@@ -737,7 +684,7 @@ def main(argv=None):
     with open(jpath, "w") as f:
         json.dump(doc, f, indent=1, default=str)
     md = ["# sre.cmemgzip benchmark, %s" % env["started"], "",
-          "Inputs: %s (generated by `gen_logs.py`, seed %d, on tmpfs). %d usable CPUs, "
+          "Inputs: %s (generated by `tests/lib/loggen.py`, seed %d, on tmpfs). %d usable CPUs, "
           "Python %s, %s, %s, cmemgzip %s. Median of %d run(s); load average at the end %s. "
           "Other processes share the CPUs: timings are noisy." % (
               ", ".join("%s (%d bytes)" % (k, v["size"]) for k, v in inputs.items()),

@@ -1,19 +1,11 @@
 # Make ansible_collections.sre.cmemgzip importable from this working tree, the way
-# ansible-test does it, for plain pytest runs.
+# ansible-test does it, for plain pytest runs (tests/lib/worktree.py makes the link).
 import importlib.util
 import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(REPO, '.cache', 'collections')
-
-
-def _link_collection():
-    namespace_dir = os.path.join(COLLECTIONS, 'ansible_collections', 'sre')
-    link = os.path.join(namespace_dir, 'cmemgzip')
-    os.makedirs(namespace_dir, exist_ok=True)
-    if not os.path.islink(link):
-        os.symlink('../../../..', link)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib'))
+import worktree  # noqa: E402
 
 
 def _collection_importable():
@@ -25,7 +17,6 @@ def _collection_importable():
 
 
 if not _collection_importable():
-    _link_collection()
-    sys.path.insert(0, COLLECTIONS)
-    os.environ.setdefault('ANSIBLE_COLLECTIONS_PATH', COLLECTIONS)
-    os.environ.setdefault('ANSIBLE_HOME', os.path.join(REPO, '.cache', 'ansible-home'))
+    worktree.use_in_process()
+    for _key, _value in worktree.ansible_env({}).items():
+        os.environ.setdefault(_key, _value)

@@ -37,7 +37,6 @@ import ctypes
 import errno
 import gzip
 import hashlib
-import io
 import json
 import os
 import random
@@ -48,6 +47,9 @@ import stat
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib"))
+import loggen  # noqa: E402  (tests/lib: the one log generator)
 
 MiB = 1024 * 1024
 
@@ -104,12 +106,12 @@ LOGS = (
     {"path": "/var/log/app/small.log", "gen": "access", "size": 256 * 1024,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 7200,
      "expect": "skip", "reason": "too_small"},
-    # an old rotation, gzip -1 of 8 MiB (about 1.4 MB: above the default min_size of 1M)
+    # an old rotation, gzip -1 of 8 MiB (about 1.3 MB: above the default min_size of 1M)
     {"path": "/var/log/app/access.log.3.gz", "gen": "access-gz", "size": 8 * MiB,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 3 * 86400 + 60,
      "expect": "skip", "reason": "already_compressed"},
 )
-LOG_GEN_VERSION = 3  # bump when the generators change (changes every sha256)
+LOG_GEN_VERSION = 4  # bump when the generator (tests/lib/loggen.py) changes: it changes every sha256
 
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 
@@ -218,155 +220,15 @@ def check_state_dir(state_dir: str) -> str:
 
 # ------------------------------------------------------------ log content
 
-_PATHS = ["/", "/index.html", "/login", "/logout", "/api/v1/items", "/api/v1/items/{n}",
-          "/api/v1/users/{n}", "/api/v1/orders?page={p}", "/static/app.{h}.js",
-          "/static/style.{h}.css", "/img/logo.png", "/health", "/metrics", "/search?q=item{n}",
-          "/cart/add/{n}", "/checkout", "/favicon.ico", "/robots.txt"]
-_AGENTS = [
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15",
-    "curl/7.88.1", "Prometheus/2.48.0", "kube-probe/1.28", "python-requests/2.31.0",
-    "Googlebot/2.1 (+http://www.google.com/bot.html)",
-]
-_REFERERS = ["-", "https://shop.example.com/", "https://shop.example.com/cart",
-             "https://www.google.com/", "https://shop.example.com/search"]
-_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-
-
-def _timestamps(rng: random.Random, start: int, n: int) -> list[time.struct_time]:
-    steps = rng.choices((0, 0, 0, 1, 1, 2, 5), k=n)
-    out, t, last, last_tm = [], start, None, None
-    for s in steps:
-        t += s
-        if t != last:
-            last, last_tm = t, time.gmtime(t)
-        out.append(last_tm)
-    return out
-
-
-def _gen_access(rng: random.Random, start: int, n: int) -> list[str]:
-    ips = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-           for _i in range(400)]
-    tms = _timestamps(rng, start, n)
-    ip = rng.choices(ips, k=n)
-    meth = rng.choices(("GET", "GET", "GET", "POST", "HEAD", "PUT"), k=n)
-    path = rng.choices(_PATHS, k=n)
-    num = rng.choices(range(1, 5000), k=n)
-    status = rng.choices((200, 200, 200, 200, 304, 301, 404, 500, 502), k=n)
-    size = rng.choices(range(120, 48000), k=n)
-    ref = rng.choices(_REFERERS, k=n)
-    ua = rng.choices(_AGENTS, k=n)
-    lines = []
-    for i in range(n):
-        tm = tms[i]
-        p = path[i].format(n=num[i], p=num[i] % 40, h=f"{num[i] * 2654435761 % 2**32:08x}")
-        lines.append(
-            f'{ip[i]} - - [{tm.tm_mday:02d}/{_MONTHS[tm.tm_mon - 1]}/{tm.tm_year}:'
-            f'{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} +0000] "{meth[i]} {p} HTTP/1.1" '
-            f'{status[i]} {size[i]} "{ref[i]}" "{ua[i]}"')
-    return lines
-
-
-_ERRORS = [
-    "[proxy:error] [pid {pid}:tid {tid}] (111)Connection refused: AH00957: http: attempt to connect "
-    "to 127.0.0.1:8080 (backend) failed",
-    "[php:error] [pid {pid}:tid {tid}] [client {ip}:{port}] PHP Warning:  Undefined array key \"id\" "
-    "in /srv/app/src/Controller/ItemController.php on line {line}",
-    "[core:error] [pid {pid}:tid {tid}] [client {ip}:{port}] AH00126: Invalid URI in request GET /..%2f..%2fetc/passwd HTTP/1.1",
-    "[app:error] [pid {pid}:tid {tid}] request_id={rid} upstream timed out after 30000 ms while reading "
-    "response header from upstream, user_id={n}",
-    "[app:warn] [pid {pid}:tid {tid}] request_id={rid} slow query ({ms} ms): SELECT * FROM orders "
-    "WHERE customer_id = {n} ORDER BY created_at DESC LIMIT 50",
-]
-_TRACE = [
-    "Traceback (most recent call last):",
-    '  File "/srv/app/app/views.py", line {line}, in checkout',
-    "    order = service.place_order(cart, user)",
-    '  File "/srv/app/app/service.py", line {line2}, in place_order',
-    "    raise PaymentError(f\"gateway returned {{resp.status}}\")",
-    "app.errors.PaymentError: gateway returned 502",
-]
-
-
-def _gen_error(rng: random.Random, start: int, n: int) -> list[str]:
-    tms = _timestamps(rng, start, n)
-    kinds = rng.choices(range(len(_ERRORS) + 1), weights=(3, 3, 1, 3, 4, 1), k=n)
-    lines = []
-    for i in range(n):
-        tm = tms[i]
-        head = (f"[{_DAYS[tm.tm_wday]} {_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:02d} "
-                f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{rng.randint(0, 999999):06d} {tm.tm_year}] ")
-        k = kinds[i]
-        if k == len(_ERRORS):
-            lines.append(head + "[app:error] unhandled exception")
-            lines.extend(t.format(line=rng.randint(10, 900), line2=rng.randint(10, 900)) for t in _TRACE)
-            continue
-        lines.append(head + _ERRORS[k].format(
-            pid=rng.randint(1000, 40000), tid=rng.randint(139000000000000, 139999999999999),
-            ip=f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-            port=rng.randint(1024, 65535), line=rng.randint(10, 400), rid=f"{rng.getrandbits(64):016x}",
-            n=rng.randint(1, 99999), ms=rng.randint(500, 9000)))
-    return lines
-
-
-_SYSLOG = [
-    "CRON[{pid}]: (root) CMD (command -v debian-sa1 > /dev/null && debian-sa1 1 1)",
-    "systemd[1]: Starting logrotate.service - Rotate log files...",
-    "systemd[1]: logrotate.service: Deactivated successfully.",
-    "systemd[1]: Finished logrotate.service - Rotate log files.",
-    "sshd[{pid}]: Accepted publickey for deploy from 10.0.{a}.{b} port {port} ssh2: ED25519 SHA256:{key}",
-    "sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1001) by (uid=0)",
-    "kernel: [{up}.{us:06d}] TCP: request_sock_TCP: Possible SYN flooding on port 443. Sending cookies.",
-    "app-worker[{pid}]: job {n} finished in {ms} ms (queue=default, attempts=1)",
-    "app-worker[{pid}]: WARNING: retrying job {n} after error: connection reset by peer",
-    "dockerd[{pid}]: time=\"2025-11-26T16:15:02Z\" level=info msg=\"ignoring event\" module=libcontainerd",
-]
-
-
-def _gen_syslog(rng: random.Random, start: int, n: int) -> list[str]:
-    tms = _timestamps(rng, start, n)
-    kinds = rng.choices(range(len(_SYSLOG)), weights=(2, 1, 1, 1, 2, 2, 1, 6, 2, 1), k=n)
-    host = "web01"
-    lines = []
-    for i in range(n):
-        tm = tms[i]
-        lines.append(
-            f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d} {host} "
-            + _SYSLOG[kinds[i]].format(
-                pid=rng.randint(300, 60000), a=rng.randint(0, 255), b=rng.randint(1, 254),
-                port=rng.randint(1024, 65535), key=f"{rng.getrandbits(128):032x}",
-                up=rng.randint(1000, 900000), us=rng.randint(0, 999999),
-                n=rng.randint(1, 10**7), ms=rng.randint(2, 5000)))
-    return lines
-
-
-_GENERATORS = {"access": _gen_access, "error": _gen_error, "syslog": _gen_syslog}
-
-
 def generate_log(gen: str, size: int, seed: str) -> bytes:
-    """Deterministic, realistic, compressible text of exactly ``size`` bytes."""
-    rng = random.Random(f"{LOG_GEN_VERSION}:{seed}")
-    base = 1764000000 - rng.randint(0, 30) * 86400  # Nov 2025
+    """Deterministic, realistic text of exactly ``size`` bytes (tests/lib/loggen.py).
+
+    ``gen`` is a loggen kind (access, error, syslog, jsonl); ``KIND-gz`` is that text,
+    ``size`` bytes of it, as one gzip -1 member (an old rotation already compressed)."""
     if gen.endswith("-gz"):
-        text = generate_log(gen[:-3], size, seed + ":plain")
+        text = loggen.log_bytes(size, f"{LOG_GEN_VERSION}:{seed}:plain", gen[:-3])
         return gzip.compress(text, compresslevel=1, mtime=0)
-    fn = _GENERATORS[gen]
-    buf = io.StringIO()
-    total, t = 0, base
-    while total < size:
-        lines = fn(rng, t, 4000)
-        t += 4000
-        chunk = "\n".join(lines) + "\n"
-        buf.write(chunk)
-        total += len(chunk)
-    data = buf.getvalue().encode()
-    cut = data.rfind(b"\n", 0, size) + 1  # end on a full line, then pad to exact size
-    data = data[:cut]
-    if len(data) < size:
-        data += b"#" * (size - len(data) - 1) + b"\n"
-    return data
+    return loggen.log_bytes(size, f"{LOG_GEN_VERSION}:{seed}", gen)
 
 
 def log_cache_dir() -> str:

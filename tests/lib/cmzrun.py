@@ -26,12 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import worktree
 from ansible_collections.sre.cmemgzip.plugins.module_utils import codes
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / '.cache' / 'collections'
-LINK = COLLECTIONS / 'ansible_collections' / 'sre' / 'cmemgzip'
-ANSIBLE_HOME = REPO / '.cache' / 'ansible-home'
+REPO = Path(worktree.REPO)
+COLLECTIONS = Path(worktree.COLLECTIONS)
+ANSIBLE_HOME = Path(worktree.ANSIBLE_HOME)
 MODULE_FQCN = 'sre.cmemgzip.cmemgzip'
 MODULE_PYNAME = 'ansible_collections.sre.cmemgzip.plugins.modules.cmemgzip'
 
@@ -50,21 +50,13 @@ REASONS = tuple(codes.SKIP_REASONS)
 
 
 def ensure_collection_link():
-    """.cache/collections/ansible_collections/sre/cmemgzip -> ../../../.. (the repo)."""
-    if not LINK.exists():
-        LINK.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            LINK.symlink_to('../../../..')
-        except FileExistsError:   # a dangling link, or a race with another run
-            pass
-    assert (LINK / 'galaxy.yml').exists(), f'{LINK} does not lead to the collection'
+    """The collection link of this working tree (tests/lib/worktree.py)."""
+    worktree.link_collection()
 
 
 def _env():
-    env = dict(os.environ)
+    env = worktree.ansible_env()
     env.update({
-        'ANSIBLE_COLLECTIONS_PATH': str(COLLECTIONS),
-        'ANSIBLE_HOME': str(ANSIBLE_HOME),
         'ANSIBLE_NOCOLOR': '1',
         'ANSIBLE_FORCE_COLOR': '0',
         'ANSIBLE_CALLBACK_RESULT_FORMAT': 'json',

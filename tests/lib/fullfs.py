@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
 import hashlib
 import os
 import random
@@ -40,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from loggen import log_bytes  # the one log generator (the tests import it from here too)
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -104,45 +105,6 @@ def _run(cmd, check=True, **kw):
 # --------------------------------------------------------------------------
 # Deterministic test data
 # --------------------------------------------------------------------------
-
-_LEVELS = (b'INFO', b'INFO', b'INFO', b'DEBUG', b'WARN', b'ERROR')
-_PATHS = (b'/api/v1/users', b'/api/v1/orders', b'/healthz', b'/api/v2/search',
-          b'/static/app.js', b'/login', b'/api/v1/orders/items')
-_AGENTS = (b'curl/8.4.0', b'Mozilla/5.0 (X11; Linux x86_64)', b'kube-probe/1.29',
-           b'python-requests/2.31')
-
-
-@functools.lru_cache(maxsize=8)
-def _log_block(seed, size):
-    """``size`` bytes of realistic log text (ratio about 3-4x at gzip -9)."""
-    rng = random.Random(seed)
-    out = bytearray()
-    t = 1_700_000_000
-    while len(out) < size:
-        t += rng.randrange(0, 3)
-        lvl = rng.choice(_LEVELS)
-        out += b'2023-11-14T%02d:%02d:%02d.%03dZ web-%02d app[%d]: %s req=%s %s %s status=%d ms=%d ua="%s"\n' % (
-            (t // 3600) % 24, (t // 60) % 60, t % 60, rng.randrange(1000),
-            rng.randrange(8), 1000 + rng.randrange(50), lvl,
-            rng.randbytes(8).hex().encode(),
-            rng.choice((b'GET', b'GET', b'POST', b'PUT')), rng.choice(_PATHS),
-            rng.choice((200, 200, 200, 201, 204, 304, 404, 500)), rng.randrange(2000),
-            rng.choice(_AGENTS))
-    return bytes(out[:size])
-
-
-def log_bytes(size, seed=1):
-    """Deterministic compressible log text of exactly ``size`` bytes.
-
-    Above 8 MiB a seeded 8 MiB block is repeated (gzip's 32 KiB window cannot
-    see the repetition, so the ratio stays that of the text)."""
-    block = 8 * MiB
-    if size <= block:
-        return _log_block(seed, size)
-    base = _log_block(seed, block)
-    reps, rest = divmod(size, block)
-    return base * reps + base[:rest]
-
 
 def random_bytes(size, seed=2):
     return random.Random(seed).randbytes(size)
@@ -325,8 +287,9 @@ class FullFS:
             os.utime(path, ns=(mtime_ns, mtime_ns))
         return path
 
-    def write_log(self, name, size, seed=1, **kw):
-        return self.write_file(name, log_bytes(size, seed), **kw)
+    def write_log(self, name, size, seed=1, kind='access', **kw):
+        """A deterministic log file (``loggen.log_bytes(size, seed, kind)``)."""
+        return self.write_file(name, log_bytes(size, seed, kind), **kw)
 
     # -- filling -----------------------------------------------------------
     def fill(self, max_rounds=6):

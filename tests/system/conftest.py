@@ -30,15 +30,13 @@ import importlib  # noqa: E402
 
 import pytest  # noqa: E402
 
-from cmzrun import COLLECTIONS, ensure_collection_link  # noqa: E402
+import worktree  # noqa: E402
 
 
 @pytest.fixture(scope='session')
 def engine():
     """The engine module, imported in-process from the working tree."""
-    ensure_collection_link()
-    if str(COLLECTIONS) not in sys.path:
-        sys.path.insert(0, str(COLLECTIONS))
+    worktree.use_in_process()
     return importlib.import_module('ansible_collections.sre.cmemgzip.plugins.module_utils.engine')
 
 

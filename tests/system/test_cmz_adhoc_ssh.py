@@ -7,18 +7,17 @@ must make the module start by itself.
 """
 
 import json
-import os
 import re
 import subprocess
 
-from cmzrun import COLLECTIONS, ANSIBLE_HOME, ensure_collection_link
+import worktree
+from cmzrun import ensure_collection_link
 
 HOSTS = 'fx-container,fx-vm'
 
 
 def _ansible(inventory, module, args, extra_env=None, hosts=HOSTS, options=()):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_HOME=str(ANSIBLE_HOME),
-               ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='0', ANSIBLE_PIPELINING='0')
+    env = dict(worktree.ansible_env(), ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='0', ANSIBLE_PIPELINING='0')
     env.pop('TMPDIR', None)
     env.update(extra_env or {})
     proc = subprocess.run(['ansible', '-i', inventory, hosts, '-m', module, '-a', json.dumps(args)] + list(options),

@@ -1,25 +1,40 @@
-"""Deterministic, seeded generator of realistic log files for the benchmark.
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-Kinds:
+"""The one log generator of sre.cmemgzip's tests, fleet harness and benchmark.
+
+Deterministic, seeded, realistic log text:
+
   access  Apache "combined" access log
+  error   Apache/application error log with Python tracebacks
   syslog  RFC 3164-style syslog of one host (sshd, CRON, systemd, kernel,
           postfix, sudo, dhclient, systemd-logind, chronyd, rsyslogd)
   jsonl   structured application log, one JSON object per line
 
-Same --kind, --seed and --size give a byte-identical file (its sha256 is
-printed).  The file is exactly --size bytes long and ends with a newline.
+``log_bytes(size, seed, kind)`` returns the text, ``write_log(path, size,
+seed, kind)`` streams it into a file; both give exactly ``size`` bytes ending
+with a newline, and the same kind, seed and size give the same bytes (tests
+compare sha256 computed at creation).  The seed may be an int or a str.
 
-Speed: a pool of varied, pre-rendered line fragments is built once from
-random.Random(seed); lines are then assembled chunk by chunk from that pool
-with random.choices (weighted, Zipf-like), with timestamps that only ever
-increase.  The pool is far bigger than deflate's 32 KiB window, so the
-compression ratio looks like a real log's (access log about 10x at -9), not
-like a repeated text's.
+Speed: each kind has a vocabulary (a pool of varied, pre-rendered line
+fragments) built once per process from a fixed seed; the stream's own seed
+then assembles lines chunk by chunk from that pool with random.choices
+(weighted, Zipf-like), with timestamps that only ever increase.  The pool is
+far bigger than deflate's 32 KiB window, so the compression ratio looks like
+a real log's (access about 9x at gzip -9, syslog about 6x), not like a
+repeated text's.
+
+Command line (prints the sha256)::
+
+    python3 tests/lib/loggen.py --kind access --size 256M --seed 1 --out FILE
 
 Python standard library only.
 """
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -276,8 +291,8 @@ def _access_pools(rng):
     return clients, client_cum, reqs, req_cum, refs, ref_cum
 
 
-def gen_access(rng):
-    clients, client_cum, reqs, req_cum, refs, ref_cum = _access_pools(rng)
+def gen_access(rng, pools):
+    clients, client_cum, reqs, req_cum, refs, ref_cum = pools
     clock = Clock(rng, mean_rate=35)
     choices = rng.choices
     gmtime = time.gmtime
@@ -417,8 +432,8 @@ def _syslog_pool(rng):
     return pool, zipf_cum(len(pool), 0.7)
 
 
-def gen_syslog(rng):
-    pool, cum = _syslog_pool(rng)
+def gen_syslog(rng, pools):
+    pool, cum = pools
     clock = Clock(rng, mean_rate=6)
     choices = rng.choices
     gmtime = time.gmtime
@@ -487,11 +502,12 @@ def _jsonl_pool(rng):
         body = json.dumps(d, separators=(",", ":"))
         # the prefix ('{"ts":..., "request_id":...,') is added per line
         pool.append(body[1:-1])
-    return pool, zipf_cum(len(pool), 0.3)
+    durations = ["%.3f" % rng.lognormvariate(2.5, 1.1) for _i in range(20000)]
+    return pool, zipf_cum(len(pool), 0.3), durations
 
 
-def gen_jsonl(rng):
-    pool, cum = _jsonl_pool(rng)
+def gen_jsonl(rng, pools):
+    pool, cum, durations = pools
     clock = Clock(rng, mean_rate=25)
     choices = rng.choices
     gmtime = time.gmtime
@@ -505,60 +521,160 @@ def gen_jsonl(rng):
             ts_list += [base + "%03dZ" % ms for ms in sorted(getrandbits(10) % 1000 for _i in range(k))]
         n = len(ts_list)
         bodies = choices(pool, cum_weights=cum, k=n)
-        durs = choices(DUR_TABLE, k=n)
+        durs = choices(durations, k=n)
         yield "".join(['{"ts":"%s","request_id":"%016x",%s,"duration_ms":%s}\n'
                        % (ts, getrandbits(64), b, dm)
                        for ts, b, dm in zip(ts_list, bodies, durs)])
 
 
-DUR_TABLE = None
+# --------------------------------------------------------------------------
+# error log (Apache and application errors, Python tracebacks)
+# --------------------------------------------------------------------------
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+ERROR_MESSAGES = (
+    (3, "[proxy:error] [pid {pid}:tid {tid}] (111)Connection refused: AH00957: http: attempt to connect "
+        "to 127.0.0.1:{bport} (backend) failed"),
+    (3, "[php:error] [pid {pid}:tid {tid}] [client {ip}:{port}] PHP Warning:  Undefined array key \"{word}\" "
+        "in /srv/app/src/Controller/{cls}Controller.php on line {line}"),
+    (1, "[core:error] [pid {pid}:tid {tid}] [client {ip}:{port}] AH00126: Invalid URI in request "
+        "GET /..%2f..%2fetc/passwd HTTP/1.1"),
+    (3, "[app:error] [pid {pid}:tid {tid}] request_id={rid} upstream timed out after 30000 ms while reading "
+        "response header from upstream, user_id={n}"),
+    (4, "[app:warn] [pid {pid}:tid {tid}] request_id={rid} slow query ({ms} ms): SELECT * FROM {table} "
+        "WHERE customer_id = {n} ORDER BY created_at DESC LIMIT 50"),
+    (1, "[ssl:warn] [pid {pid}:tid {tid}] AH01909: www.shop.example.com:443:0 server certificate does NOT "
+        "include an ID which matches the server name"),
+    (1, "[mpm_event:notice] [pid {pid}:tid {tid}] AH00489: Apache/2.4.57 (Debian) configured -- resuming "
+        "normal operations"),
+)
+TRACEBACK = (
+    "[app:error] [pid {pid}:tid {tid}] request_id={rid} unhandled exception",
+    "Traceback (most recent call last):",
+    '  File "/srv/app/app/views.py", line {line}, in {word}',
+    "    order = service.place_order(cart, user)",
+    '  File "/srv/app/app/service.py", line {line2}, in place_order',
+    '    raise PaymentError(f"gateway returned {{resp.status}}")',
+    "app.errors.PaymentError: gateway returned {status}",
+)
 
 
-def _init_dur_table(rng):
-    global DUR_TABLE
-    DUR_TABLE = ["%.3f" % rng.lognormvariate(2.5, 1.1) for _i in range(20000)]
+def _error_pool(rng):
+    workers = [(rng.randint(1000, 40000), rng.randint(139000000000000, 139999999999999)) for _i in range(24)]
+    clients = ["10.%d.%d.%d" % (rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254))
+               for _i in range(3000)]
+    tables = ("orders", "order_items", "users", "products", "inventory", "sessions")
+    weights = [w for w, _m in ERROR_MESSAGES] + [1]
+    templates = [m for _w, m in ERROR_MESSAGES] + ["\n".join(TRACEBACK)]
+    pool = []
+    for template in rng.choices(templates, weights=weights, k=40000):
+        pid, tid = rng.choice(workers)
+        word = rng.choice(WORDS)
+        pool.append(" " + template.format(
+            pid=pid, tid=tid, ip=rng.choice(clients), port=rng.randint(1024, 65535),
+            bport=rng.choice((8080, 8081, 9000)), word=word, cls=word.capitalize(),
+            line=rng.randint(10, 900), line2=rng.randint(10, 900), rid=rand_hex(rng, 16),
+            n=rng.randint(1, 99999), ms=rng.randint(500, 9000), table=rng.choice(tables),
+            status=rng.choice((500, 502, 503, 504))) + "\n")
+    return pool, zipf_cum(len(pool), 0.5)
 
 
-GENERATORS = {"access": gen_access, "syslog": gen_syslog, "jsonl": gen_jsonl}
+def gen_error(rng, pools):
+    pool, cum = pools
+    clock = Clock(rng, mean_rate=2)
+    choices = rng.choices
+    gmtime = time.gmtime
+    getrandbits = rng.getrandbits
+    while True:
+        ts_list = []
+        for t, k in clock.seconds(CHUNK_CHARS // 200):
+            g = gmtime(t)
+            head = "[%s %s %02d %02d:%02d:%02d." % (
+                DAYS[g.tm_wday], MONTHS[g.tm_mon - 1], g.tm_mday, g.tm_hour, g.tm_min, g.tm_sec)
+            tail = " %04d]" % g.tm_year
+            ts_list += [head + "%06d" % us + tail for us in sorted(getrandbits(20) % 1000000 for _i in range(k))]
+        msgs = choices(pool, cum_weights=cum, k=len(ts_list))
+        yield "".join([ts + m for ts, m in zip(ts_list, msgs)])
 
 
-def generate(kind, size, seed, out):
-    """Write exactly `size` bytes of `kind` log to `out`; return sha256 hex."""
-    rng = random.Random("%s:%d" % (kind, seed))
-    if kind == "jsonl":
-        _init_dur_table(rng)
-    gen = GENERATORS[kind](rng)
-    h = hashlib.sha256()
+# --------------------------------------------------------------------------
+# the interface
+# --------------------------------------------------------------------------
+
+# kind -> (vocabulary builder, stream generator)
+GENERATORS = {
+    "access": (_access_pools, gen_access),
+    "error": (_error_pool, gen_error),
+    "jsonl": (_jsonl_pool, gen_jsonl),
+    "syslog": (_syslog_pool, gen_syslog),
+}
+KINDS = tuple(sorted(GENERATORS))
+
+
+@functools.lru_cache(maxsize=None)
+def _vocabulary(kind):
+    """The kind's pool of line fragments: built once per process, from a fixed seed."""
+    build, _gen = GENERATORS[kind]
+    return build(random.Random("loggen-vocabulary:%s" % kind))
+
+
+def chunks(kind, seed):
+    """Endless ``str`` chunks (whole lines) of ``kind`` log text for ``seed``."""
+    if kind not in GENERATORS:
+        raise ValueError("unknown log kind %r (one of %s)" % (kind, ", ".join(KINDS)))
+    _build, gen = GENERATORS[kind]
+    return gen(random.Random("%s:%s" % (kind, seed)), _vocabulary(kind))
+
+
+def _exact(size, seed, kind):
+    """``bytes`` chunks adding up to exactly ``size``; the last one ends with a newline."""
     written = 0
-    tmp = out + ".part"
+    if size <= 0:
+        return
+    for text in chunks(kind, seed):
+        data = text.encode("ascii")
+        rest = size - written
+        if len(data) >= rest:
+            data = data[:rest]
+            if not data.endswith(b"\n"):
+                data = data[:-1] + b"\n"
+            yield data
+            return
+        written += len(data)
+        yield data
+
+
+def log_bytes(size, seed=1, kind="access"):
+    """Exactly ``size`` bytes of ``kind`` log text for ``seed``, ending with a newline."""
+    return b"".join(_exact(size, seed, kind))
+
+
+def write_log(path, size, seed=1, kind="access"):
+    """Write ``log_bytes(size, seed, kind)`` to ``path`` (streamed, replaced atomically); return its sha256."""
+    digest = hashlib.sha256()
+    tmp = "%s.part" % path
     with open(tmp, "wb") as f:
-        while written < size:
-            data = next(gen).encode("ascii")
-            rest = size - written
-            if len(data) >= rest:
-                data = data[:rest]
-                if not data.endswith(b"\n"):
-                    data = data[:-1] + b"\n"
+        for data in _exact(size, seed, kind):
             f.write(data)
-            h.update(data)
-            written += len(data)
-    os.replace(tmp, out)
-    return h.hexdigest()
+            digest.update(data)
+    os.replace(tmp, path)
+    return digest.hexdigest()
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    ap.add_argument("--kind", choices=sorted(GENERATORS), default="access")
+    ap.add_argument("--kind", choices=KINDS, default="access")
     ap.add_argument("--size", default="256M", help="bytes, or with K/M/G/T suffix (binary)")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", default="1", help="an int or any string")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     size = parse_size(a.size)
     t0 = time.monotonic()
-    digest = generate(a.kind, size, a.seed, a.out)
+    digest = write_log(a.out, size, a.seed, a.kind)
     dt = time.monotonic() - t0
     print("%s  %s" % (digest, a.out))
-    print("kind=%s size=%d seed=%d seconds=%.1f (%.0f MiB/s)"
+    print("kind=%s size=%d seed=%s seconds=%.1f (%.0f MiB/s)"
           % (a.kind, size, a.seed, dt, size / dt / 1048576 if dt else 0), file=sys.stderr)
     return 0
 
