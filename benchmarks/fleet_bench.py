@@ -38,6 +38,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FLEET_PY = os.path.join(REPO, "tests", "fleet", "fleet.py")
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+import worktree  # noqa: E402  (the one collection link)
 RESULTS = os.path.join(HERE, "results")
 KINDS = ("container", "vm", "inodes", "roomy")
 SCENARIOS = ("ping", "survey", "remediate")
@@ -154,17 +156,9 @@ class Fleet(object):
 
 
 def ansible_env():
-    env = dict(os.environ)
-    cache = os.path.join(REPO, ".cache")
-    link = os.path.join(cache, "collections", "ansible_collections", "sre", "cmemgzip")
-    if not os.path.lexists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink("../../../..", link)
-    env.update(ANSIBLE_COLLECTIONS_PATH=os.path.join(cache, "collections"),
-               ANSIBLE_HOME=os.path.join(cache, "ansible-home"),
-               ANSIBLE_LOCAL_TEMP=os.path.join(cache, "ansible-home", "tmp"),
-               ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
-    return env
+    worktree.link_collection()
+    return worktree.ansible_env(dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_NOCOLOR="1",
+                                     ANSIBLE_RETRY_FILES_ENABLED="0"))
 
 
 def scenario_command(name, fleet, forks, report_dir):
