@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fleet benchmark: what the survey and remediate playbooks cost per host.
 
     python3 benchmarks/fleet_bench.py                   # N = 1, 4, 8, 16 hosts, 1 run each
@@ -87,7 +86,7 @@ def measure_main(argv):
     proc = subprocess.Popen(cmd)
     rc = proc.wait()
     wall = time.monotonic() - started
-    for _ in range(50):
+    for _attempt in range(50):
         orphans = _children_of(os.getpid())
         if not orphans:
             break
@@ -175,11 +174,11 @@ def scenario_command(name, fleet, forks, report_dir):
 
 def slope(points):
     """Least-squares slope of (x, y) points (None with fewer than 2 distinct x)."""
-    xs = [x for x, _ in points]
+    xs = [x for x, _y in points]
     if len(set(xs)) < 2:
         return None
     mx = statistics.mean(xs)
-    my = statistics.mean(y for _, y in points)
+    my = statistics.mean(y for _x, y in points)
     return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
 
 

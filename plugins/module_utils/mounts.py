@@ -79,6 +79,7 @@ def unescape(field):
     raw = _ESCAPE_RE.sub(lambda m: bytes((int(m.group(1), 8),)), field)
     return os.fsdecode(raw)
 
+
 class MountEntry(object):
     """One line of /proc/self/mountinfo."""
 
@@ -110,6 +111,7 @@ class MountEntry(object):
     def __repr__(self):
         return 'MountEntry(%d, %r, %s, %r)' % (self.mount_id, self.mount_point, self.fstype, self.dev)
 
+
 def parse_mountinfo_line(line):
     """Parse one mountinfo line (str or bytes) into a MountEntry.
 
@@ -140,21 +142,26 @@ def parse_mountinfo_line(line):
         super_options=tuple(os.fsdecode(super_options).split(',')) if super_options else (),
     )
 
+
 def parse_mountinfo(text):
     """Parse the whole of mountinfo (str or bytes); blank lines are ignored."""
     if isinstance(text, str):
         text = os.fsencode(text)
     return [parse_mountinfo_line(line) for line in text.split(b'\n') if line.strip()]
 
+
 def read_mountinfo(path=MOUNTINFO):
     with open(path, 'rb') as f:
         return parse_mountinfo(f.read())
 
+
 def _match_any(value, patterns):
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
+
 def is_under(path, prefix):
     return path == prefix or path.startswith(prefix.rstrip('/') + '/')
+
 
 def exclusion_reason(entry, include_fstypes=None, exclude_fstypes=None):
     """Why a mount is not measured (a short code), or None to keep it.
@@ -181,6 +188,7 @@ def exclusion_reason(entry, include_fstypes=None, exclude_fstypes=None):
     if fstype in NETWORK_FSTYPES or _match_any(fstype, NETWORK_PATTERNS):
         return 'network'
     return None
+
 
 def hidden_mount_ids(entries):
     """Ids of mounts that cannot be reached by path (over-mounted).
@@ -213,9 +221,11 @@ def hidden_mount_ids(entries):
                     changed = True
     return hidden
 
+
 def _primary_sort_key(entry):
     # Prefer the mount of the whole filesystem, then the shortest path.
     return (entry.root != '/', len(entry.mount_point), entry.mount_point, entry.mount_id)
+
 
 def classify(entries, include_fstypes=None, exclude_fstypes=None):
     """Split mounts into measured filesystems and excluded mounts.
@@ -246,6 +256,7 @@ def classify(entries, include_fstypes=None, exclude_fstypes=None):
         members = sorted(groups[key], key=_primary_sort_key)
         result.append(members)
     return result, excluded
+
 
 def mount_of_path(path, entries):
     """The visible MountEntry that holds ``path`` (longest mount-point prefix)."""

@@ -48,6 +48,7 @@ def read_meminfo(path=MEMINFO):
             info[key.strip()] = value
     return info
 
+
 def parse_proc_cgroup(text):
     """``/proc/self/cgroup`` → (v2 path or None, {v1 controller: path})."""
     v2 = None
@@ -65,12 +66,14 @@ def parse_proc_cgroup(text):
                     v1[c] = path
     return v2, v1
 
+
 def _read_value(path):
     try:
         with open(path) as f:
             return f.read().strip()
     except (IOError, OSError):
         return None
+
 
 def _cgroup_dir(mount, cgroup_path):
     """Directory of ``cgroup_path`` in a cgroup filesystem mounted as ``mount``.
@@ -84,6 +87,7 @@ def _cgroup_dir(mount, cgroup_path):
             return None
         cgroup_path = cgroup_path[len(root):] or '/'
     return os.path.join(mount.mount_point, cgroup_path.lstrip('/')).rstrip('/') or '/'
+
 
 def _walk_up(directory, top):
     """``directory``, its parent, ..., up to and including ``top``."""

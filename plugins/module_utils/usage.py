@@ -21,10 +21,12 @@ from .mounts import MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, classify, mount_of_pa
 from .results import printable
 from .sysinfo import memory_status
 
+
 def _pct(part, whole):
     if whole <= 0:
         return 0.0
     return round(100.0 * part / whole, 2)
+
 
 def statvfs_usage(path):
     """Usage of the filesystem holding ``path`` in bytes and inodes.
@@ -57,6 +59,7 @@ def statvfs_usage(path):
         'statvfs_read_only': bool(st.f_flag & getattr(os, 'ST_RDONLY', 1)),
     }
 
+
 def full_reasons(usage, max_used_pct, max_inodes_used_pct):
     """Codes of the thresholds a filesystem has reached (inclusive)."""
     reasons = []
@@ -65,6 +68,7 @@ def full_reasons(usage, max_used_pct, max_inodes_used_pct):
     if usage['inodes'] > 0 and usage['inodes_used_pct'] >= max_inodes_used_pct:
         reasons.append('inodes_used_pct')
     return reasons
+
 
 def measure(entries, max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None,
             exclude_fstypes=None, mounts=None, statvfs=statvfs_usage):
@@ -128,6 +132,7 @@ def measure(entries, max_used_pct=90, max_inodes_used_pct=95, include_fstypes=No
         missing = sorted(wanted - seen_wanted)
     return filesystems, excluded, missing
 
+
 def locate_paths(paths, entries, filesystems):
     """Where each path (shell globs allowed) lives.
 
@@ -163,6 +168,7 @@ def locate_paths(paths, entries, filesystems):
                 'measured': fs is not None,
             })
     return result
+
 
 def survey(max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None, exclude_fstypes=None,
            mounts=None, paths=None, mountinfo=MOUNTINFO):

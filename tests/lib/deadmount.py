@@ -64,7 +64,7 @@ class DeadFuse(object):
     def start(self):
         self.server = subprocess.Popen([FUSE_PYTHON, str(SERVER), str(self.mnt)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(100):
+        for _attempt in range(100):
             if os.path.ismount(self.mnt):
                 self.mounted = True
                 return self
@@ -102,7 +102,7 @@ class DeadFuse(object):
             process.kill()
             process.wait()
         if self.mounted:
-            for _ in range(50):
+            for _attempt in range(50):
                 if subprocess.run(['umount', str(self.mnt)], capture_output=True, check=False).returncode == 0:
                     break
                 time.sleep(0.1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from cmzrun import entry, run_direct, short
-from deadmount import blocks, dead_fuse  # noqa: F401  (pytest fixture)
+from deadmount import blocks, dead_fuse  # noqa: F401  # pylint: disable=unused-import
 from fullfs import MiB, gunzip_sha256, log_bytes, sha256_bytes
 
 from ansible_collections.sre.cmemgzip.plugins.module_utils.mounts import MountTable

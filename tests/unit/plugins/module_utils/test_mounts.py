@@ -7,9 +7,7 @@
 
 from __future__ import absolute_import, division, print_function
 
-import errno
 import os
-import subprocess
 import textwrap
 
 import pytest
