@@ -20,6 +20,8 @@ FAILED = 'failed'
 RECOVERED = 'recovered'
 WOULD_COMPRESS = 'would_compress'
 WOULD_RECOVER = 'would_recover'
+LIVE_COMPRESSED = 'live_compressed'
+WOULD_LIVE_COMPRESS = 'would_live_compress'
 
 ACTIONS = {
     COMPRESSED: 'the file was replaced by its verified compressed copy',
@@ -28,12 +30,16 @@ ACTIONS = {
     RECOVERED: 'an interrupted run was finished or rolled back from the journal',
     WOULD_COMPRESS: 'check mode: would be compressed',
     WOULD_RECOVER: 'check mode: an interrupted run would be finished or rolled back',
+    LIVE_COMPRESSED: 'a file still being written (O(open_files=live)): its first bytes went to a new '
+                     'C(NAME-TIME.gz) beside it and their space was freed while the writer went on',
+    WOULD_LIVE_COMPRESS: 'check mode: the first bytes of a file still being written would be compressed and freed',
 }
 
 # Actions that count in the totals of bytes freed.
-FREEING_ACTIONS = frozenset((COMPRESSED, WOULD_COMPRESS, RECOVERED))
+FREEING_ACTIONS = frozenset((COMPRESSED, WOULD_COMPRESS, RECOVERED, LIVE_COMPRESSED, WOULD_LIVE_COMPRESS))
 # Actions that make the task changed (in check mode: would change).
-CHANGING_ACTIONS = frozenset((COMPRESSED, RECOVERED, WOULD_COMPRESS, WOULD_RECOVER))
+CHANGING_ACTIONS = frozenset((COMPRESSED, RECOVERED, WOULD_COMPRESS, WOULD_RECOVER, LIVE_COMPRESSED,
+                              WOULD_LIVE_COMPRESS))
 
 # -- why a file was skipped or failed (files[].reason) ------------------------
 
@@ -55,6 +61,9 @@ CHANGED_WHILE_READING = 'changed_while_reading'
 RENAMED = 'renamed'
 SHARED_EXTENTS = 'shared_extents'
 JOURNAL_PENDING = 'journal_pending'
+HOLDER_REFUSED = 'holder_refused'
+LIVE_UNSUPPORTED = 'live_unsupported'
+OUTPUT_PENDING = 'output_pending'
 ERROR = 'error'
 
 SKIP_REASONS = {
@@ -79,6 +88,12 @@ SKIP_REASONS = {
                     'nothing and leave the only copy in the journal',
     JOURNAL_PENDING: 'an earlier run left a journal entry for this file that recovery could not settle; '
                      'the file is left alone until a human has looked',
+    HOLDER_REFUSED: 'a process holds the file in a way the live method cannot follow (writes without O_APPEND, '
+                    'a writable shared map, a byte-range lock or lease, or it could not be inspected); '
+                    'RV(files[].detail) names the pid, command and why',
+    LIVE_UNSUPPORTED: 'the filesystem can neither collapse nor punch a range of a file',
+    OUTPUT_PENDING: 'the space was freed but the C(.gz) could not be written yet; the journal keeps the verified '
+                    'copy and the next run writes it',
     ERROR: 'an error; RV(files[].detail) has the message',
 }
 

@@ -22,6 +22,7 @@ from . import codes, open_files
 from .discovery import Discovery
 from .file_job import FileCompressor
 from .journal import JournalSet
+from .live import LiveCompressor
 from .mounts import MountTable
 from .recovery import recover_journals
 from .results import FileResult
@@ -29,6 +30,7 @@ from .sysinfo import memory_available, peak_rss, usable_cpus
 from .usage import statvfs_usage as filesystem_usage
 
 DEFAULT_MEMORY_FRACTION = 0.5
+OPEN_FILES_LIVE = 'live'
 
 
 class Options(object):
@@ -38,7 +40,7 @@ class Options(object):
                  min_size=1024 * 1024, min_age=0, level=9, threads=0, memory_limit=None,
                  largest_first=True, target_free_bytes=None, target_free_percent=None,
                  follow=False, open_files='skip', journal_dir='/dev/shm', spill_dir=None,
-                 check_mode=False):
+                 check_mode=False, live_method='auto'):
         self.paths = list(paths)
         self.recurse = recurse
         self.one_file_system = one_file_system
@@ -54,6 +56,7 @@ class Options(object):
         self.target_free_percent = target_free_percent
         self.follow = follow
         self.open_files = open_files
+        self.live_method = live_method
         self.journal_dir = journal_dir
         self.spill_dir = spill_dir
         self.check_mode = check_mode
@@ -76,6 +79,7 @@ class Run(object):
                                    options.check_mode)
         self.compressor = FileCompressor(options, self.threads, self.memory_limit, self.journals)
         self.scan = open_files.ProcScan(self.mounts)
+        self.live = LiveCompressor(options, self.threads, self.journals, self.mounts)
 
     def _recover(self):
         results, pending = recover_journals(self.journals.opened(), self.options.check_mode, self.mounts,
@@ -139,7 +143,10 @@ class Run(object):
         for candidate in ready:
             holders = busy.get((candidate.st.st_dev, candidate.st.st_ino))
             filesystem = self._filesystem(candidate)
-            if holders:
+            if holders and self.options.open_files == OPEN_FILES_LIVE \
+                    and not self._target_reached(filesystem):
+                self._record(filesystem, self.live.process(candidate, filesystem, holders, self.scan))
+            elif holders:
                 candidate.skip(codes.OPEN, 'open in %s' % ', '.join(sorted(set('%s[%d]' % (h.comm, h.pid)
                                                                                for h in holders))))
                 candidate.pids = [h.as_dict() for h in holders]
@@ -148,10 +155,12 @@ class Run(object):
                 self.files.append(_skip_result(candidate.skip(codes.TARGET_FREE_REACHED,
                                                               'the filesystem already has target_free')))
             else:
-                result = self.compressor.process(candidate, filesystem)
-                if result.action == codes.WOULD_COMPRESS:
-                    filesystem['would_free'] = filesystem.get('would_free', 0) + result.bytes_saved
-                self.files.append(result)
+                self._record(filesystem, self.compressor.process(candidate, filesystem))
+
+    def _record(self, filesystem, result):
+        if result.action in (codes.WOULD_COMPRESS, codes.WOULD_LIVE_COMPRESS):
+            filesystem['would_free'] = filesystem.get('would_free', 0) + result.bytes_saved
+        self.files.append(result)
 
     def summary(self):
         totals = dict.fromkeys(codes.ACTIONS, 0)
@@ -168,6 +177,10 @@ class Run(object):
         msg = '%s %d bytes: %d compressed, %d recovered, %d would compress, %d skipped, %d failed' % (
             verb, totals['bytes_saved'], totals[codes.COMPRESSED], totals[codes.RECOVERED],
             totals[codes.WOULD_COMPRESS], totals[codes.SKIPPED], totals[codes.FAILED])
+        live = totals[codes.LIVE_COMPRESSED] + totals[codes.WOULD_LIVE_COMPRESS]
+        if live:
+            msg += '; %d live file%s %s' % (live, '' if live == 1 else 's',
+                                            'would be cut' if self.options.check_mode else 'cut')
         return {
             'changed': changed,
             'failed': bool(totals[codes.FAILED]),
@@ -176,7 +189,7 @@ class Run(object):
             'totals': totals,
             'filesystems': sorted(self.filesystems.values(), key=lambda f: f['mount']),
             'memory': {'limit': self.memory_limit, 'available': self.available_memory,
-                       'peak_rss': peak_rss(), 'peak_journal': self.compressor.peak_journal, 'threads': self.threads},
+                       'peak_rss': peak_rss(), 'peak_journal': max(self.compressor.peak_journal, self.live.peak_journal), 'threads': self.threads},
             'journal': {'dir': self.options.journal_dir, 'spill_dir': self.options.spill_dir,
                         'ram_backed': self.journals.ram_backed, 'usable': self.journals.paths,
                         'notes': self.journals.notes},

@@ -163,8 +163,11 @@ class _StreamWriter(object):
 
 
 def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'', mtime=0,
-                    block_size=BLOCK_SIZE, cancelled=None):
+                    block_size=BLOCK_SIZE, cancelled=None, length=None):
     """Deflate ``read_fd`` from its current offset to EOF into one gzip member.
+
+    With ``length`` set, at most that many bytes are read (a prefix of a
+    file that keeps growing).
 
     ``write`` receives the member in order, header to trailer.  With
     ``max_output`` set, OutputLimitExceeded is raised before a byte beyond it
@@ -183,12 +186,24 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     dictionary = b''
     pending = deque()
     pool = ThreadPoolExecutor(max_workers=threads)
+    remaining = length
+
+    def next_read(previous_size):
+        nonlocal remaining
+        if previous_size < block_size:
+            return b''
+        if remaining is None:
+            return read_block(read_fd, block_size)
+        data = read_block(read_fd, min(block_size, remaining)) if remaining else b''
+        remaining -= len(data)
+        return data
+
     try:
-        block = read_block(read_fd, block_size)
+        block = next_read(block_size)
         while True:
             if cancelled is not None and cancelled():
                 raise Cancelled()
-            next_block = read_block(read_fd, block_size) if len(block) == block_size else b''
+            next_block = next_read(len(block))
             last = not next_block
             crc = zlib.crc32(block, crc)
             size += len(block)

@@ -109,11 +109,30 @@ options:
     default: false
   open_files:
     description:
-      - What to do with a file that a process holds open. V(skip) leaves it alone (compressing it would free nothing
-        while the process keeps the old blocks, and its further writes would land in the C(.gz)).
+      - What to do with a file that a process holds open.
+      - V(skip) leaves it alone (compressing it would free nothing while the process keeps the old blocks, and its
+        further writes would land in the C(.gz)).
+      - V(live) saves its first bytes, up to the last filesystem block before its current end, to a new
+        C(NAME-YYYYmmddTHHMMSSZ.gz) beside it (never overwriting; owner, group, mode and xattrs of the original) and
+        frees them while the writer keeps appending; see O(live_method). The C(.gz) followed by the file from that
+        point is exactly what the writer wrote. Only readers and writers that opened the file with C(O_APPEND) are
+        followed; any other holder (a writer without C(O_APPEND), a writable shared map, a byte-range lock or lease)
+        makes the file skipped with reason C(holder_refused), naming the pid, command and why.
+      - A file nobody holds is compressed as usual, whatever this option says.
     type: str
     default: skip
-    choices: [skip]
+    choices: [skip, live]
+  live_method:
+    description:
+      - How O(open_files=live) frees the saved bytes.
+      - V(collapse) removes them (C(FALLOC_FL_COLLAPSE_RANGE), ext4 and xfs): the file then starts at the first byte
+        not saved, offsets shift, readers that keep an offset (log shippers, C(tail -f)) see a truncation.
+      - V(punch_hole) frees their blocks (C(FALLOC_FL_PUNCH_HOLE)): size and offsets stay, the range reads as zeros;
+        what log shippers need. The only method on tmpfs and btrfs.
+      - V(auto) collapses where the filesystem can and punches elsewhere.
+    type: str
+    default: auto
+    choices: [auto, collapse, punch_hole]
   journal_dir:
     description:
       - Directory for the crash journal, on a filesystem other than the files' own, normally RAM. A private
@@ -192,8 +211,13 @@ files:
         - V(recovered) - an interrupted run was finished or rolled back from the journal.
         - V(would_compress) - check mode, would be compressed.
         - V(would_recover) - check mode, an interrupted run would be finished or rolled back.
+        - V(live_compressed) - a file still being written (O(open_files=live)), its first bytes went to a new
+          C(NAME-TIME.gz) beside it (RV(files[].dest)) and their space was freed while the writer went on.
+        - V(would_live_compress) - check mode, the first bytes of a file still being written would be compressed and
+          freed.
       type: str
-      choices: [compressed, skipped, failed, recovered, would_compress, would_recover]
+      choices: [compressed, skipped, failed, recovered, would_compress, would_recover, live_compressed,
+                would_live_compress]
       sample: compressed
     reason:
       description:
@@ -219,6 +243,12 @@ files:
           nothing.
         - V(journal_pending) - an earlier run left a journal entry for this file that recovery could not settle; the
           file is left alone.
+        - V(holder_refused) - a process holds the file in a way the live method cannot follow (writes without
+          C(O_APPEND), a writable shared map, a byte-range lock or lease, or it could not be inspected);
+          RV(files[].detail) names the pid, command and why.
+        - V(live_unsupported) - the filesystem can neither collapse nor punch a range of a file.
+        - V(output_pending) - the space was freed but the C(.gz) could not be written yet; the journal keeps the
+          verified copy and the next run writes it.
         - V(error) - an error; RV(files[].detail) has the message.
         - V(rolled_back) - recovery, an interrupted run had changed nothing; its journal copy was dropped.
         - V(finished) - recovery, an interrupted run was finished from its verified journal copy.
@@ -237,9 +267,9 @@ files:
       type: str
       choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
                 memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
-                changed_while_reading, renamed, shared_extents, journal_pending, error, rolled_back, finished,
-                journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
-                rewrite_incomplete, journal_lost]
+                changed_while_reading, renamed, shared_extents, journal_pending, holder_refused, live_unsupported,
+                output_pending, error, rolled_back, finished, journal_orphaned, journal_corrupt, journal_unreadable,
+                not_ours, filesystem_gone, read_only, rewrite_incomplete, journal_lost]
       sample: too_small
     detail:
       description: The reason in words.
@@ -495,7 +525,8 @@ ARGUMENT_SPEC = dict(
     largest_first=dict(type='bool', default=True),
     target_free=dict(type='str'),
     follow=dict(type='bool', default=False),
-    open_files=dict(type='str', default='skip', choices=['skip']),
+    open_files=dict(type='str', default='skip', choices=['skip', 'live']),
+    live_method=dict(type='str', default='auto', choices=['auto', 'collapse', 'punch_hole']),
     journal_dir=dict(type='path', default='/dev/shm'),
     spill_dir=dict(type='path'),
 )
@@ -544,6 +575,7 @@ def build_options(params, check_mode):
         target_free_percent=target_percent,
         follow=params['follow'],
         open_files=params['open_files'],
+        live_method=params['live_method'],
         journal_dir=params['journal_dir'],
         spill_dir=params['spill_dir'],
         check_mode=check_mode,

@@ -111,3 +111,21 @@ def test_cancel_stops_early(tmp_path):
     finally:
         os.close(fd)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize('start,length', [(0, 0), (0, BLOCK_SIZE), (4096, BLOCK_SIZE - 1), (4096, 2 * BLOCK_SIZE + 7),
+                                          (BLOCK_SIZE, 3 * BLOCK_SIZE)])
+def test_length_reads_only_that_prefix(tmp_path, start, length):
+    """A growing file: only [start, start + length) goes into the member, whatever follows."""
+    data = log_text(5 * BLOCK_SIZE)
+    source = tmp_path / 'input'
+    source.write_bytes(data)
+    out = bytearray()
+    fd = os.open(str(source), os.O_RDONLY)
+    try:
+        os.lseek(fd, start, os.SEEK_SET)
+        stats = compress_stream(fd, out.extend, threads=2, length=length)
+    finally:
+        os.close(fd)
+    assert gzip.decompress(bytes(out)) == data[start:start + length]
+    assert stats.input_size == length
