@@ -86,6 +86,7 @@ class Run(object):
                                             self.journals.notes)
         self.files.extend(results)
         self.compressor.pending_keys = pending
+        self.live.saver.pending_keys = pending
 
     # -- filesystems ----------------------------------------------------
 

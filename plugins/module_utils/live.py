@@ -28,7 +28,7 @@ from . import codes, falloc, gz_output
 from .file_job import Skip
 from .formats import LONGEST_MAGIC, compressed_format
 from .gzip_member import VerificationError
-from .open_files import ProcScan, read_locks
+from .open_files import ProcScan, command_name, read_locks
 from .prefix import PrefixSaver, Target, Unfinished
 from .results import FileResult
 from .safe_fs import open_dir_nofollow, open_regular
@@ -49,7 +49,7 @@ def refusals(holders, locks=(), unknown=()):
             why.append('%s writes without O_APPEND (fd %d, flags 0%o)' % (who, holder.fd, holder.flags))
     for kind, mode, pid, start, end in locks:
         if kind in ('LEASE', 'DELEG') or (start, end) != ('0', 'EOF'):
-            why.append('pid %d holds a %s %s lock on bytes %s-%s' % (pid, kind, mode, start, end))
+            why.append('pid %d (%s) holds a %s %s lock on bytes %s-%s' % (pid, command_name(pid), kind, mode, start, end))
     for pid, comm in unknown:
         why.append('pid %d (%s) could not be inspected in time' % (pid, comm))
     return why

@@ -41,6 +41,8 @@ import zlib
 from . import codes, falloc, gz_output
 from .file_job import Skip
 from .gzip_member import OutputLimitExceeded, VerificationError, compress_stream
+from .identity import entry_key, filesystem_id, inode_generation
+from .journal import MANIFEST_VERSION
 
 PHASE_PREPARED = 'prepared'
 PHASE_FREEING = 'freeing'
@@ -109,10 +111,6 @@ def plan(fd, methods):
     return start, end, size, st
 
 
-def journal_key(st):
-    return '%x-%d' % (st.st_dev, st.st_ino)
-
-
 class PrefixSaver(object):
     """Runs the protocol for one file; ``run`` returns the result fields."""
 
@@ -121,6 +119,8 @@ class PrefixSaver(object):
         self.level = level
         self.threads = threads
         self.peak_journal = 0
+        # Keys of journal entries recovery left for a human: their files wait.
+        self.pending_keys = set()
 
     def measure(self, target):
         """Check mode: the real compressed size of the prefix, nothing stored."""
@@ -139,10 +139,15 @@ class PrefixSaver(object):
     def run(self, target):
         fd = target.fd
         start, end, size, st = plan(fd, target.methods)
+        fs_id = filesystem_id(fd)
+        key = entry_key(fs_id, st.st_ino)
+        if key in self.pending_keys:
+            raise Skip(codes.JOURNAL_PENDING, 'an earlier run left a journal entry for this file that recovery '
+                       'could not settle: see that entry\'s result (it names the copy)')
         choice = self.journals.choose(_PrefixStat(st, end - start))
         if choice is None:
             raise Skip(codes.NO_JOURNAL_SPACE, self.journals.no_space_detail())
-        entry = choice.journal.create(journal_key(st))
+        entry = choice.journal.create(key)
         committed = False
         try:
             stats = self._deflate(target, start, end, entry, choice)
@@ -157,7 +162,8 @@ class PrefixSaver(object):
             out_name = gz_output.free_name(target.out_dir_fd, target.out_name)
             manifest = dict(target.manifest)
             manifest.update({
-                'version': 1, 'phase': PHASE_PREPARED, 'dev': st.st_dev, 'ino': st.st_ino, 'size': size,
+                'version': MANIFEST_VERSION, 'phase': PHASE_PREPARED, 'fs_id': fs_id, 'dev': st.st_dev,
+                'ino': st.st_ino, 'generation': inode_generation(fd), 'size': size,
                 'start': start, 'end': end, 'method': target.methods[0], 'methods': list(target.methods),
                 'crc32': stats.crc32, 'compressed_size': stats.output_size, 'compressed_crc32': stats.output_crc32,
                 'evidence_span': min(EVIDENCE_SPAN, end - start),

@@ -43,11 +43,14 @@ from __future__ import absolute_import, division, print_function
 from . import codes
 from .journal import KIND_REPLACE
 from .recovery_common import RecoveryContext, keep_for_human
+from .prefix_recovery import recover as recover_prefix
 from .recovery_replace import recover as recover_replace
 
 # Manifest kind -> handler.  Other protocols add their line here.
 HANDLERS = {
     KIND_REPLACE: recover_replace,
+    'live': recover_prefix,
+    'deleted': recover_prefix,
 }
 
 
