@@ -303,6 +303,8 @@ files:
         - How the inode became its C(.gz). V(inplace) (overwrite, then truncate), V(truncate_first) (copy-on-write
           filesystems, sparse files) or V(recreate) (a new inode written from the journal, where a file cannot be
           changed at all). V(null) when nothing was written.
+        - For RV(files[].action=live_compressed), how the saved bytes were freed, V(collapse) or V(punch_hole) (see
+          O(live_method)).
       type: str
       sample: inplace
     estimated:
@@ -316,8 +318,28 @@ files:
           a descriptor C(flags) (octal, as in C(/proc/PID/fdinfo)) and C(append), for a map C(map) (its permissions).
       type: list
       elements: dict
-      returned: when reason is open
-      sample: [{"pid": 812, "comm": "rsyslogd"}]
+      returned: when reason is open or holder_refused, and for live files
+      sample: [{"pid": 812, "comm": "rsyslogd", "fd": 7, "access": "write", "flags": "0102001", "append": true}]
+    prefix_start:
+      description: For a live file, the offset of the first byte saved (after holes an earlier punch left).
+      type: int
+      returned: when action is live_compressed or would_live_compress
+      sample: 0
+    prefix_end:
+      description:
+        - For a live file, the offset after the last byte saved (a block boundary before the size at the start).
+        - After a V(collapse), the file starts with the byte that was at this offset; after a V(punch_hole), offsets
+          are unchanged and the bytes before it read as zeros.
+      type: int
+      returned: when action is live_compressed or would_live_compress
+      sample: 1073737728
+    writer_stall:
+      description:
+        - For a live file, the longest time in seconds that the freeing held the file's inode lock, that is the
+          longest a writer's C(write()) could have waited for it.
+      type: float
+      returned: when action is live_compressed
+      sample: 0.011
 totals:
   description: Counts per action, and sums over the files that freed (or would free) space.
   returned: always
