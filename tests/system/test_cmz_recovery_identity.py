@@ -118,7 +118,7 @@ def test_inode_number_reused_after_broken_gz_deleted(fullfs, journal_dir, tmp_pa
     """Killed after its first write into NAME.gz; the on-call deletes the broken NAME.gz, the
     application creates NAME again and ext4 hands it the same inode number."""
     fs = fullfs('ext4')
-    data = log_bytes(24 * MiB, seed=83)
+    data = log_bytes(32 * MiB, seed=83)  # about 5 MiB at level 1: more than one 4 MiB pwrite
     path = fs.write_file('app.log', data)
     fs.fill()
     ino = os.stat(path).st_ino
@@ -149,7 +149,7 @@ def test_reboot_renumbering_the_loop_device_keeps_the_entry(kind, fullfs, journa
     Keys and identity are not the device number: the rerun finishes the file."""
     size = 300 * MiB if kind == 'xfs' else None
     fs = fullfs(kind, size=size)
-    data = log_bytes(24 * MiB, seed=84)
+    data = log_bytes(32 * MiB, seed=84)  # about 5 MiB at level 1: more than one 4 MiB pwrite
     path = fs.write_file('app.log', data)
     fs.fill()
     rc, result = run_injected(_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
