@@ -1,11 +1,16 @@
-# sre.cmemgzip: the demo, the tests and the benchmark.  Each target installs what it needs.
+# sre.cmemgzip: the demo, the tests, the quality gates and the benchmark.  Each target installs
+# what it needs (tests/install-deps.sh: apt packages, the virtual environment .cache/venv) and
+# runs with tests/env.sh sourced (the venv's tools first on PATH, Ansible on this working tree).
 SHELL := /bin/bash
-PYTHON ?= python3
+ENV := source tests/env.sh &&
 
-.PHONY: deps demo test unit system molecule bench bench-quick gates
+.PHONY: deps ci-deps demo test unit system molecule gates bench bench-quick bench-fleet
 
 deps:
 	bash tests/install-deps.sh
+
+ci-deps:
+	bash tests/install-deps.sh --ci
 
 demo: deps
 	bash tests/demo/run_demo.sh
@@ -14,19 +19,22 @@ test: deps
 	bash tests/run-tests.sh
 
 unit: deps
-	$(PYTHON) -m pytest tests/unit
+	$(ENV) python3 -m pytest tests/unit
 
 system: deps
-	$(PYTHON) -m pytest tests/system
+	$(ENV) python3 -m pytest tests/system
 
 molecule: deps
-	source tests/env.sh && molecule test -s default
+	$(ENV) molecule test -s default
+
+gates: ci-deps
+	bash .ci/gates.sh
 
 bench: deps
-	$(PYTHON) benchmarks/bench.py --sizes 256M,1G --levels 6,9 --runs 3
+	$(ENV) python3 benchmarks/bench.py --sizes 256M,1G --levels 6,9 --runs 3
 
 bench-quick: deps
-	$(PYTHON) benchmarks/bench.py --quick
+	$(ENV) python3 benchmarks/bench.py --quick
 
-gates: deps
-	bash .ci/gates.sh
+bench-fleet: deps
+	$(ENV) python3 benchmarks/fleet_bench.py
