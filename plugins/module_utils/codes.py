@@ -136,3 +136,58 @@ NEEDS_HUMAN = frozenset((NOT_OURS, JOURNAL_ORPHANED, JOURNAL_CORRUPT, JOURNAL_UN
 
 REASONS = dict(SKIP_REASONS)
 REASONS.update(RECOVERY_REASONS)
+
+# -- why a filesystem is full (filesystems[].full_reasons) ---------------------
+
+USED_PCT = 'used_pct'
+INODES_USED_PCT = 'inodes_used_pct'
+NOT_MEASURED = 'not_measured'
+
+FULL_REASONS = {
+    USED_PCT: 'its used space reached O(max_used_pct)',
+    INODES_USED_PCT: 'its used inodes reached O(max_inodes_used_pct)',
+    NOT_MEASURED: 'it could not be measured again after the run, so it counts as still full',
+}
+
+# -- a full filesystem that is left alone (filesystems[].note) ----------------
+
+READ_ONLY = 'read_only'
+INODES_ONLY = 'inodes_only'
+NO_ROOTS = 'no_roots'
+
+FILESYSTEM_NOTES = {
+    READ_ONLY: 'mounted read-only: nothing can be written there',
+    INODES_ONLY: 'full by inodes only: compressing a file never frees an inode',
+    NO_ROOTS: 'none of the roots lies on it',
+}
+
+# -- the state of a host (rescue_host, the rescue role, the fleet report) ------
+
+HEALTHY = 'healthy'
+REMEDIATED = 'remediated'
+FULL = 'full'
+STILL_FULL = 'still_full'
+HOST_FAILED = 'failed'
+UNREACHABLE = 'unreachable'
+NO_RESULT = 'no_result'
+
+HOST_STATUSES = {
+    HEALTHY: 'no full filesystem',
+    REMEDIATED: 'every full filesystem has room again',
+    FULL: 'check mode: a filesystem is full (nothing was changed)',
+    STILL_FULL: 'a filesystem is still full after the run',
+    HOST_FAILED: 'the host could not be measured, or a file or run failed',
+    UNREACHABLE: 'the host could not be reached',
+    NO_RESULT: 'the host has no summary: the role did not complete there',
+}
+
+# -- what went wrong on a host besides a file (failures[].reason) -------------
+
+MEASURE_FAILED = 'measure_failed'
+RUN_FAILED = 'module_failed'
+
+TASK_FAILURES = {
+    UNREACHABLE: 'the host could not be reached',
+    MEASURE_FAILED: 'its filesystems could not be measured',
+    RUN_FAILED: 'the compression run of a filesystem failed',
+}

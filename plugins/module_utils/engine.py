@@ -20,16 +20,16 @@ import os
 
 from . import codes, open_files
 from .discovery import Discovery
+from .estimate import SAMPLE
 from .file_job import FileCompressor
 from .journal import JournalSet
 from .live import LiveCompressor
 from .mounts import MountTable
 from .recovery import recover_journals
 from .results import FileResult
-from .sysinfo import memory_available, peak_rss, usable_cpus
+from .sysinfo import DEFAULT_MEMORY_FRACTION, memory_available, memory_budget, peak_rss, usable_cpus
 from .usage import statvfs_usage as filesystem_usage
 
-DEFAULT_MEMORY_FRACTION = 0.5
 OPEN_FILES_LIVE = 'live'
 
 
@@ -40,7 +40,8 @@ class Options(object):
                  min_size=1024 * 1024, min_age=0, level=9, threads=0, memory_limit=None,
                  largest_first=True, target_free_bytes=None, target_free_percent=None,
                  follow=False, open_files='skip', journal_dir='/dev/shm', spill_dir=None,
-                 check_mode=False, live_method='auto'):
+                 check_mode=False, live_method='auto', memory_fraction=DEFAULT_MEMORY_FRACTION,
+                 estimate=SAMPLE):
         self.paths = list(paths)
         self.recurse = recurse
         self.one_file_system = one_file_system
@@ -51,6 +52,7 @@ class Options(object):
         self.level = level
         self.threads = threads
         self.memory_limit = memory_limit
+        self.memory_fraction = memory_fraction
         self.largest_first = largest_first
         self.target_free_bytes = target_free_bytes
         self.target_free_percent = target_free_percent
@@ -60,6 +62,8 @@ class Options(object):
         self.journal_dir = journal_dir
         self.spill_dir = spill_dir
         self.check_mode = check_mode
+        # Check mode only: SAMPLE extrapolates from samples of each file, EXACT compresses it whole.
+        self.estimate = estimate
 
 
 class Run(object):
@@ -69,9 +73,7 @@ class Run(object):
         self.options = options
         self.mounts = MountTable()
         self.available_memory = memory_available(self.mounts.entries)
-        self.memory_limit = options.memory_limit
-        if self.memory_limit is None:
-            self.memory_limit = int(self.available_memory * DEFAULT_MEMORY_FRACTION)
+        self.memory_limit = memory_budget(self.available_memory, options.memory_limit, options.memory_fraction)
         self.threads = options.threads or usable_cpus(self.mounts.entries)
         self.files = []
         self.filesystems = {}

@@ -17,6 +17,7 @@ import os
 import time
 
 from . import codes
+from .estimate import SAMPLE, estimate_gzip_size
 from .errors import CmemgzipError
 from .formats import LONGEST_MAGIC, compressed_format
 from .identity import capture, entry_key, filesystem_id
@@ -133,17 +134,31 @@ class FileCompressor(object):
             raise Skip(codes.OPEN, 'another process opened the file while it was compressed')
 
     def _measure(self, candidate, filesystem, st, fd, choice):
+        size, estimated = self._compressed_size(candidate, st, fd, choice)
+        saved = self._allocated(st) - _rounded_to_blocks(size, st)
+        if saved <= 0:
+            raise Skip(codes.NOT_SMALLER, 'the compressed copy would free no block', compressed_size=size,
+                       estimated=estimated)
+        how = 'compressed size estimated from samples' if estimated else 'real compressed size'
+        return {'action': codes.WOULD_COMPRESS, 'compressed_size': size, 'bytes_saved': saved, 'estimated': estimated,
+                'strategy': choose_strategy(filesystem['fstype'], st),
+                'detail': '%s; bytes_saved estimated from the block size' % how}
+
+    def _compressed_size(self, candidate, st, fd, choice):
+        """(size of the gzip member, whether it is an estimate); skips as a real run would at the cap."""
+        size = None
+        if self.options.estimate == SAMPLE:
+            size = estimate_gzip_size(fd, st.st_size, self.options.level, os.fsencode(candidate.name))
+        if size is not None:
+            if size > choice.cap:
+                raise self._cap_skip(choice)
+            return size, True
         sink = _CountingSink()
         try:
             stats = self._deflate(candidate, st, fd, sink.write, choice.cap)
         except OutputLimitExceeded:
             raise self._cap_skip(choice)
-        saved = self._allocated(st) - _rounded_to_blocks(stats.output_size, st)
-        if saved <= 0:
-            raise Skip(codes.NOT_SMALLER, 'the compressed copy would free no block', compressed_size=stats.output_size)
-        return {'action': codes.WOULD_COMPRESS, 'compressed_size': stats.output_size, 'bytes_saved': saved,
-                'strategy': choose_strategy(filesystem['fstype'], st),
-                'detail': 'real compressed size; bytes_saved estimated from the block size'}
+        return stats.output_size, False
 
     def _compress_to_journal(self, candidate, filesystem, st, dir_fd, original, choice, lease):
         fd = original.fd

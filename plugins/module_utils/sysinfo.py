@@ -26,6 +26,9 @@ from .results import printable
 MEMINFO = '/proc/meminfo'
 PROC_CGROUP = '/proc/self/cgroup'
 
+# The share of the available memory one compressed copy may take by default.
+DEFAULT_MEMORY_FRACTION = 0.5
+
 # cgroup v1 uses "no limit" values near 2**63 rounded down to the page size.
 _CGROUP_V1_UNLIMITED = 1 << 62
 
@@ -231,6 +234,15 @@ def memory_available(mount_entries=None):
     if mount_entries is None:
         mount_entries = read_mountinfo()
     return memory_status(mount_entries)['available']
+
+
+def memory_budget(available, limit=None, fraction=DEFAULT_MEMORY_FRACTION):
+    """Most bytes one compressed copy may take: ``limit`` when set, else ``fraction`` of ``available``."""
+    if limit is not None:
+        return limit
+    if available is None:
+        return None
+    return int(available * fraction)
 
 
 def peak_rss():

@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 import glob
 import os
 
+from . import codes
 from .mounts import MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, classify, mount_of_path, read_mountinfo
 from .results import printable
 from .sysinfo import memory_status
@@ -64,9 +65,9 @@ def full_reasons(usage, max_used_pct, max_inodes_used_pct):
     """Codes of the thresholds a filesystem has reached (inclusive)."""
     reasons = []
     if usage['size'] > 0 and usage['used_pct'] >= max_used_pct:
-        reasons.append('used_pct')
+        reasons.append(codes.USED_PCT)
     if usage['inodes'] > 0 and usage['inodes_used_pct'] >= max_inodes_used_pct:
-        reasons.append('inodes_used_pct')
+        reasons.append(codes.INODES_USED_PCT)
     return reasons
 
 
