@@ -167,7 +167,7 @@ def scenario_command(name, fleet, forks, report_dir):
         return ["ansible", "-i", fleet.inventory, "fleet", "-f", str(forks), "-m", "ansible.builtin.ping",
                 "-e", json.dumps({"ansible_pipelining": True, "ansible_python_interpreter": fleet.shm_python()})]
     return ["ansible-playbook", "-i", fleet.inventory, "-f", str(forks), "sre.cmemgzip.%s" % name,
-            "-e", json.dumps({"cmemgzip_report_dir": report_dir, "cmemgzip_fail_on": []})]
+            "-e", json.dumps({"cmemgzip_report_dir": report_dir, "rescue_report_dir": report_dir, "cmemgzip_fail_on": [], "rescue_fail_on": []})]
 
 
 # -- the run ------------------------------------------------------------------

@@ -83,14 +83,14 @@ def parse_adhoc(stdout):
     return result
 
 
-def run_ansible(args, check=False, timeout=180, diff=False):
+def run_ansible(args, check=False, timeout=180, diff=False, module=MODULE_FQCN):
     """Run the module through Ansible; return the host's result dict.
 
     ``_status`` (SUCCESS/CHANGED/FAILED!) and ``_stderr`` are added for
     diagnostics.  A hang (e.g. a FIFO opened for reading) fails the test
     through ``subprocess.TimeoutExpired``."""
     ensure_collection_link()
-    cmd = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local', '-m', MODULE_FQCN,
+    cmd = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local', '-m', module,
            '-a', json.dumps(args), '-e', f'ansible_python_interpreter={sys.executable}']
     if check:
         cmd.append('--check')

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The fleet report: every host's rescue summary, totals, one line per host.
+
+This is a private plugin_utils file of sre.cmemgzip: it may change without
+notice.  A pure function, used by the ``fleet_report`` filter; the Markdown
+report is a template over its result (roles/rescue/templates/report.md.j2).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
+from ansible_collections.sre.cmemgzip.plugins.module_utils import codes
+from ansible_collections.sre.cmemgzip.plugins.module_utils.rescue_summary import failure_summary
+
+NO_SUMMARY = 'no summary: the role did not complete on this host (see the play output)'
+
+# Summary counts the fleet totals add up, by the name of the total.
+SUMMED = (
+    ('files_compressed', lambda s: s['files_compressed']),
+    ('bytes_saved', lambda s: s['bytes_saved']),
+    ('would_compress', lambda s: s['would_compress']),
+    ('would_save', lambda s: s['would_save']),
+    ('skipped', lambda s: s['skips']['count']),
+    ('failures', lambda s: s['failure_count']),
+    ('full_filesystems', lambda s: len(s['full'])),
+    ('still_full_filesystems', lambda s: len(s['still_full'])),
+)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def total_line(totals, check_mode, human=bytes_to_human):
+    """``fleet: 4 hosts (healthy 1, full 3); would compress 6 files, saving about 35.38 MB; ...``."""
+    statuses = ', '.join('%s %d' % pair for pair in totals['statuses'].items())
+    if check_mode:
+        work = 'would compress %d files, saving about %s' % (totals['would_compress'], human(totals['would_save']))
+    else:
+        work = 'compressed %d files, saved %s' % (totals['files_compressed'], human(totals['bytes_saved']))
+    return 'fleet: %d hosts (%s); %s; %d filesystems still full; %d failures' % (
+        totals['hosts'], statuses, work, totals['still_full_filesystems'], totals['failures'])
+
+
+def fleet_report(summaries, hosts, title, generated=None, human=bytes_to_human):
+    """The report of ``hosts`` (each once, sorted) from ``summaries`` (host -> summary or None).
+
+    A host without a summary gets the status ``no_result``.  Returns
+    ``title``, ``generated``, ``check_mode`` (any host in check mode),
+    ``totals`` (``hosts``, ``statuses``: count per status in the order
+    first met, and the sums of SUMMED), ``total_line``, ``lines`` (one per
+    host) and ``hosts`` (host -> summary).
+    """
+    by_host = {}
+    for host in sorted(set(hosts)):
+        summary = summaries.get(host)
+        if not summary:
+            summary = failure_summary(host, codes.NO_RESULT, None, NO_SUMMARY)
+        by_host[host] = summary
+    totals = {'hosts': len(by_host), 'statuses': {}}
+    totals.update((name, 0) for name, dummy in SUMMED)
+    for summary in by_host.values():
+        totals['statuses'][summary['status']] = totals['statuses'].get(summary['status'], 0) + 1
+        for name, count in SUMMED:
+            totals[name] += count(summary)
+    check_mode = any(summary.get('check_mode') for summary in by_host.values())
+    return {
+        'title': title,
+        'generated': generated or utc_now(),
+        'check_mode': check_mode,
+        'totals': totals,
+        'total_line': total_line(totals, check_mode, human),
+        'lines': ['%s: %s - %s' % (host, summary['status'], summary['msg']) for host, summary in by_host.items()],
+        'hosts': by_host,
+    }
+
