@@ -85,7 +85,7 @@ OPS_HOME = "/home/cmzops"
 # them frees about 30 MiB, over 25 % of every full kind, so a target_free of 15 %
 # is reachable).  Ages are above the rescue role's default active_age (10m).
 # expect: "compress" (must become NAME.gz, or be skipped with a documented reason),
-# "skip" (must stay as it is; reason: the code of docs/CONTRACT.md expected with the
+# "skip" (must stay as it is; reason: the code of plugins/module_utils/codes.py expected with the
 # default options) or "any" (either, but data, owner and mode intact).
 LOGS = (
     {"path": "/var/log/app/access.log", "gen": "access", "size": 8 * MiB,

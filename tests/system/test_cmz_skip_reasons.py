@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Every skip reason of CONTRACT.md, each on a full tmpfs, each proving the
+"""Every skip reason of codes.py, each on a full tmpfs, each proving the
 skipped file was not touched (content, inode, mtime, no NAME.gz).
 
 Most reasons share one Ansible run (module-scoped fixture ``skip_run``); the
@@ -212,7 +212,7 @@ def test_skip_target_free_reached(largest_first, fullfs, journal_dir):
 
 
 def test_symlink_followed(fullfs, journal_dir):
-    """follow: true compresses the symlink's target (CONTRACT: ``follow``).
+    """follow: true compresses the symlink's target (the module option ``follow``).
 
     What becomes of the link itself (left dangling, or pointed at the .gz) is
     not specified, so only the data and the target are asserted."""
