@@ -59,9 +59,14 @@ def test_check_mode_stops_where_the_real_run_would(engine, fullfs, journal_dir):
     survey = engine.run(engine.Options(check_mode=True, **options))
     assert [entry(survey, p)['action'] for p in (big, small)] == ['would_compress', 'skipped'], short(survey)
     assert entry(survey, small)['reason'] == 'target_free_reached'
+    exact = engine.run(engine.Options(check_mode=True, estimate='exact', **options))
     real = engine.run(engine.Options(**options))
     assert [entry(real, p)['action'] for p in (big, small)] == ['compressed', 'skipped'], short(real)
-    assert entry(real, big)['bytes_saved'] == entry(survey, big)['bytes_saved']
+    # the survey's size is estimated from samples (estimate='sample', the default): close, not equal
+    saved, guessed = entry(real, big)['bytes_saved'], entry(survey, big)['bytes_saved']
+    assert entry(survey, big)['estimated'] is True and abs(saved - guessed) <= 0.02 * saved
+    assert entry(exact, big)['estimated'] is False
+    assert entry(real, big)['bytes_saved'] == entry(exact, big)['bytes_saved']
 
 
 def test_read_only_filesystem_loses_nothing(engine, fullfs, journal_dir):
