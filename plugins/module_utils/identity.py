@@ -58,6 +58,7 @@ FOREIGN = 'foreign'            # anything else: someone else's data
 OURS = frozenset((COMPLETE, REWRITE))
 UNTOUCHED = frozenset((ORIGINAL, GROWN))
 
+
 def filesystem_id(fd):
     """A name of the filesystem holding ``fd`` that survives a reboot (see above)."""
     # Not cached: a device number names another filesystem after an

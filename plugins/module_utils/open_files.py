@@ -351,7 +351,6 @@ def read_locks(identities, devices=None, path=PROC + '/locks'):
     return found
 
 
-
 def holders(identities, mounts=None):
     """``{(st_dev, st_ino): [holder dict, ...]}`` for files given by identity alone.
 

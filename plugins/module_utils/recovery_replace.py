@@ -224,4 +224,3 @@ def _created_file_state(entry, dir_fd):
 
 def _saved(manifest, st_after):
     return max(0, manifest.get('allocated', 0) - st_after.st_blocks * 512) if st_after else 0
-

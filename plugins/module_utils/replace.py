@@ -258,4 +258,3 @@ def _write_new_file(fd, entry):
     except OSError as exc:
         raise ReplaceIncomplete('writing the new file failed: %s; the verified copy stays at %s'
                                 % (exc, entry.data_path))
-

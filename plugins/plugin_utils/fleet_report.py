@@ -80,4 +80,3 @@ def fleet_report(summaries, hosts, title, generated=None, human=bytes_to_human):
         'lines': ['%s: %s - %s' % (host, summary['status'], summary['msg']) for host, summary in by_host.items()],
         'hosts': by_host,
     }
-

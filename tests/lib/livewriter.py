@@ -215,5 +215,6 @@ def check_stream(gz_paths, live_bytes, at_least=0, line_bytes=DEFAULT_LINE_BYTES
     assert count >= at_least, (count, at_least)
     return count
 
+
 if __name__ == '__main__':
     main()
