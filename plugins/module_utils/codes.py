@@ -64,6 +64,8 @@ JOURNAL_PENDING = 'journal_pending'
 HOLDER_REFUSED = 'holder_refused'
 LIVE_UNSUPPORTED = 'live_unsupported'
 OUTPUT_PENDING = 'output_pending'
+NAME_TOO_LONG = 'name_too_long'
+JOURNAL_UNSAFE = 'journal_unsafe'
 ERROR = 'error'
 
 SKIP_REASONS = {
@@ -94,6 +96,8 @@ SKIP_REASONS = {
     LIVE_UNSUPPORTED: 'the filesystem can neither collapse nor punch a range of a file',
     OUTPUT_PENDING: 'the space was freed but the C(.gz) could not be written yet; the journal keeps the verified '
                     'copy and the next run writes it',
+    NAME_TOO_LONG: 'C(NAME.gz) would exceed the longest name (255 bytes) or path (4096 bytes) the kernel accepts',
+    JOURNAL_UNSAFE: 'the journal directory belongs to another user (planted); RV(files[].detail) names it and its owner',
     ERROR: 'an error; RV(files[].detail) has the message',
 }
 

@@ -12,6 +12,7 @@ processes (open files) come later.
 
 from __future__ import absolute_import, division, print_function
 
+import errno
 import fnmatch
 import glob
 import os
@@ -51,8 +52,14 @@ class Candidate(object):
         return self
 
 
-def _has_magic(path):
-    return glob.has_magic(path)
+# The kernel's limits (Linux): a name of at most NAME_MAX bytes, a path
+# shorter than PATH_MAX bytes.  Past them every call fails with ENAMETOOLONG.
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def _too_long(path):
+    return len(os.fsencode(path)) >= PATH_MAX
 
 
 class Discovery(object):
@@ -78,14 +85,23 @@ class Discovery(object):
 
     def _expand(self, given):
         given = os.path.abspath(os.path.expanduser(given))
-        matches = sorted(glob.glob(given)) if _has_magic(given) else [given]
-        if not matches:
-            yield Candidate(given).skip(codes.NOT_FOUND, 'no file matches')
+        # A path that exists is the file the user named, even when its name
+        # contains glob characters ("app[1].log"); only a path that does not
+        # exist is expanded as a glob.
+        if os.path.lexists(given) or not glob.has_magic(given):
+            matches = [given]
+        else:
+            matches = sorted(glob.glob(given))
+            if not matches:
+                yield Candidate(given).skip(codes.NOT_FOUND, 'no file matches')
         for path in matches:
             try:
                 st = os.lstat(path)
             except OSError as exc:
-                yield Candidate(path).skip(codes.NOT_FOUND, exc.strerror)
+                if exc.errno == errno.ENAMETOOLONG:
+                    yield Candidate(path).skip(codes.NAME_TOO_LONG, 'longer than PATH_MAX (%d bytes)' % PATH_MAX)
+                else:
+                    yield Candidate(path).skip(codes.NOT_FOUND, exc.strerror)
                 continue
             if stat.S_ISDIR(st.st_mode):
                 yield from self._walk(path, st.st_dev)
@@ -93,24 +109,48 @@ class Discovery(object):
                 yield self._check(path, st, explicit=True)
 
     def _walk(self, top, top_dev):
+        """Files below ``top``, depth first, without recursion (any depth)."""
         options = self.options
-        for dir_path, dir_names, file_names in os.walk(top):
-            if options.one_file_system:
-                dir_names[:] = [d for d in dir_names if _same_device(os.path.join(dir_path, d), top_dev)]
-            if not options.recurse:
-                dir_names[:] = []
-            for name in sorted(file_names):
-                path = os.path.join(dir_path, name)
-                if not self._matches_patterns(name):
-                    continue
+        pending = [top]
+        while pending:
+            dir_path = pending.pop()
+            if _too_long(dir_path):
+                yield Candidate(dir_path).skip(
+                    codes.NAME_TOO_LONG, 'a directory whose path is longer than PATH_MAX (%d bytes): '
+                    'its files were not searched' % PATH_MAX)
+                continue
+            try:
+                with os.scandir(dir_path) as listing:
+                    found = sorted(listing, key=lambda item: item.name)
+            except OSError as exc:
+                if dir_path != top and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    continue  # vanished while walking
+                yield Candidate(dir_path).skip(codes.ERROR, 'cannot list the directory: %s' % exc.strerror)
+                continue
+            subdirs = []
+            for item in found:
                 try:
-                    st = os.lstat(path)
+                    if item.is_dir(follow_symlinks=False):
+                        # Too long a path cannot even be stat'ed: reported when its turn comes.
+                        if options.recurse and (not options.one_file_system or _too_long(item.path)
+                                                or item.stat(follow_symlinks=False).st_dev == top_dev):
+                            subdirs.append(item.path)
+                        continue
+                    if not self._matches_patterns(item.name):
+                        continue
+                    st = item.stat(follow_symlinks=False)
                 except OSError:
                     continue  # vanished while walking
-                yield self._check(path, st, explicit=False)
+                yield self._check(item.path, st, explicit=False)
+            pending.extend(reversed(subdirs))
 
     def _matches_patterns(self, name):
         patterns = self.options.patterns
+        return not patterns or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+    def _waits_for_min_age(self, name):
+        """min_age applies to live names only, when the user listed them."""
+        patterns = self.options.min_age_patterns
         return not patterns or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
     def _check(self, path, st, explicit):
@@ -136,17 +176,16 @@ class Discovery(object):
             return candidate.skip(codes.NOT_REGULAR, 'not a regular file')
         if st.st_size < options.min_size:
             return candidate.skip(codes.TOO_SMALL, 'smaller than min_size (%d bytes)' % options.min_size)
-        if options.min_age and self.now - st.st_mtime < options.min_age:
+        if options.min_age and self.now - st.st_mtime < options.min_age and self._waits_for_min_age(candidate.name):
             return candidate.skip(codes.TOO_YOUNG, 'modified less than min_age (%d s) ago' % options.min_age)
         if st.st_nlink > 1:
             return candidate.skip(codes.HARDLINKED, '%d hard links: compressing would free nothing' % st.st_nlink)
+        if len(os.fsencode(candidate.dest_name)) > NAME_MAX:
+            return candidate.skip(codes.NAME_TOO_LONG, '%s would be longer than %d bytes, the longest name '
+                                  'the kernel accepts' % (candidate.dest_name, NAME_MAX))
+        if _too_long(candidate.dest):
+            return candidate.skip(codes.NAME_TOO_LONG, 'the path of %s would be longer than PATH_MAX (%d bytes)'
+                                  % (candidate.dest_name, PATH_MAX))
         if os.path.lexists(candidate.dest):
             return candidate.skip(codes.DEST_EXISTS, '%s already exists' % candidate.dest)
         return candidate
-
-
-def _same_device(path, device):
-    try:
-        return os.lstat(path).st_dev == device
-    except OSError:
-        return False

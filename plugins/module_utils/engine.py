@@ -22,11 +22,13 @@ from . import codes, open_files
 from .discovery import Discovery
 from .estimate import SAMPLE
 from .file_job import FileCompressor
-from .journal import JournalSet
+from .gzip_member import threads_within
+from .journal_set import JournalSet
 from .live import LiveCompressor
 from .mounts import MountTable
 from .recovery import recover_journals
-from .results import FileResult
+from .result_cap import DEFAULT_MAX_FILE_RESULTS, cap_results
+from .results import FileResult, printable
 from .sysinfo import DEFAULT_MEMORY_FRACTION, memory_available, memory_budget, peak_rss, usable_cpus
 from .usage import statvfs_usage as filesystem_usage
 
@@ -41,7 +43,7 @@ class Options(object):
                  largest_first=True, target_free_bytes=None, target_free_percent=None,
                  follow=False, open_files='skip', journal_dir='/dev/shm', spill_dir=None,
                  check_mode=False, live_method='auto', memory_fraction=DEFAULT_MEMORY_FRACTION,
-                 estimate=SAMPLE):
+                 estimate=SAMPLE, min_age_patterns=(), max_file_results=DEFAULT_MAX_FILE_RESULTS):
         self.paths = list(paths)
         self.recurse = recurse
         self.one_file_system = one_file_system
@@ -49,6 +51,7 @@ class Options(object):
         self.excludes = list(excludes or ())
         self.min_size = min_size
         self.min_age = min_age
+        self.min_age_patterns = list(min_age_patterns or ())
         self.level = level
         self.threads = threads
         self.memory_limit = memory_limit
@@ -64,6 +67,7 @@ class Options(object):
         self.check_mode = check_mode
         # Check mode only: SAMPLE extrapolates from samples of each file, EXACT compresses it whole.
         self.estimate = estimate
+        self.max_file_results = max_file_results
 
 
 class Run(object):
@@ -74,7 +78,8 @@ class Run(object):
         self.mounts = MountTable()
         self.available_memory = memory_available(self.mounts.entries)
         self.memory_limit = memory_budget(self.available_memory, options.memory_limit, options.memory_fraction)
-        self.threads = options.threads or usable_cpus(self.mounts.entries)
+        # Blocks in flight cost memory: no more threads than the budget holds.
+        self.threads = threads_within(self.memory_limit, options.threads or usable_cpus(self.mounts.entries))
         self.files = []
         self.filesystems = {}
         self.journals = JournalSet((options.journal_dir, options.spill_dir), self.mounts, self.memory_limit,
@@ -184,20 +189,30 @@ class Run(object):
         if live:
             msg += '; %d live file%s %s' % (live, '' if live == 1 else 's',
                                             'would be cut' if self.options.check_mode else 'cut')
+        listed, omitted = cap_results(self.files, self.options.max_file_results)
         return {
             'changed': changed,
             'failed': bool(totals[codes.FAILED]),
             'msg': msg,
-            'files': [item.as_dict() for item in self.files],
+            'files': [item.as_dict() for item in listed],
+            'files_omitted': omitted,
             'totals': totals,
-            'filesystems': sorted(self.filesystems.values(), key=lambda f: f['mount']),
+            'filesystems': [_printable_filesystem(f) for f in sorted(self.filesystems.values(),
+                                                                      key=lambda f: f['mount'])],
             'memory': {'limit': self.memory_limit, 'available': self.available_memory,
-                       'peak_rss': peak_rss(), 'peak_journal': max(self.compressor.peak_journal, self.live.peak_journal), 'threads': self.threads},
+                       'peak_rss': peak_rss(), 'peak_journal': max(self.compressor.peak_journal, self.live.peak_journal),
+                       'threads': self.threads, 'threads_requested': self.options.threads},
             'journal': {'dir': self.options.journal_dir, 'spill_dir': self.options.spill_dir,
-                        'ram_backed': self.journals.ram_backed, 'usable': self.journals.paths,
-                        'notes': self.journals.notes},
+                        'ram_backed': self.journals.ram_backed,
+                        'usable': [printable(path) for path in self.journals.paths],
+                        'notes': [printable(note) for note in self.journals.notes]},
             'open_files_scan': self.scan.report(),
         }
+
+
+def _printable_filesystem(filesystem):
+    """Mount points and devices come from mountinfo: any bytes, escaped for JSON."""
+    return dict(filesystem, mount=printable(filesystem['mount']), device=printable(filesystem['device']))
 
 
 def _skip_result(candidate):

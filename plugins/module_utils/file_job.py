@@ -105,9 +105,9 @@ class FileCompressor(object):
         found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))
         if found:
             raise Skip(codes.ALREADY_COMPRESSED, 'already %s data' % found)
-        choice = self.journals.choose(st)
+        choice = self.journals.choose(st, candidate.dir_path)
         if choice is None:
-            raise Skip(codes.NO_JOURNAL_SPACE, self.journals.no_space_detail())
+            raise Skip(*self.journals.no_choice())
         lease = None if options.check_mode else self._lease(original)
         try:
             if options.check_mode:

@@ -38,6 +38,43 @@ _OS_UNIX = 3
 _READ_ADVICE_CHUNK = 64 * 1024 * 1024
 
 
+# Memory: each thread has IN_FLIGHT_PER_THREAD blocks in flight, each an
+# input block and its deflated output (as large at worst), plus zlib's
+# deflate state (window, hash chains and pending buffer: about 400 KiB at
+# memLevel 8).  The reader adds its own few blocks (the next block, the
+# inflated check copy, the dictionary).
+IN_FLIGHT_PER_THREAD = 2
+_DEFLATE_STATE = 512 * 1024
+_READER_BLOCKS = 3
+MAX_THREADS = 1024
+
+
+def memory_per_thread(block_size=BLOCK_SIZE):
+    """Bytes one compression thread may hold at once."""
+    return IN_FLIGHT_PER_THREAD * 2 * block_size + _DEFLATE_STATE
+
+
+def threads_within(memory, requested, block_size=BLOCK_SIZE):
+    """The most threads, up to ``requested``, whose blocks in flight fit in ``memory`` (at least one)."""
+    fitting = (memory - _READER_BLOCKS * block_size) // memory_per_thread(block_size)
+    return int(max(1, min(requested, fitting)))
+
+
+class _Deflated(object):
+    """A block deflated in the reading thread: the interface of a Future."""
+
+    __slots__ = ('_data',)
+
+    def __init__(self, data):
+        self._data = data
+
+    def result(self):
+        return self._data
+
+    def cancel(self):
+        return False
+
+
 class OutputLimitExceeded(CmemgzipError):
     """The compressed stream would exceed the limit the caller set."""
 
@@ -176,7 +213,7 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     inflated again and found equal (CRC-32 and length) to what was read.
     """
     threads = threads or usable_cpus()
-    in_flight_max = 2 * threads
+    in_flight_max = IN_FLIGHT_PER_THREAD * threads
     writer = _StreamWriter(write, max_output)
     writer.emit(gzip_header(name, mtime, level))
     _advise_sequential(read_fd)
@@ -185,7 +222,7 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     size = 0
     dictionary = b''
     pending = deque()
-    pool = ThreadPoolExecutor(max_workers=threads)
+    pool = None
     remaining = length
 
     def next_read(previous_size):
@@ -209,7 +246,14 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
             size += len(block)
             if size % _READ_ADVICE_CHUNK < block_size:
                 _advise_willneed(read_fd, size + _READ_ADVICE_CHUNK)
-            pending.append(pool.submit(deflate_block, block, dictionary, level, last))
+            if last and pool is None:
+                # The whole input is one block: starting a thread costs more
+                # than it saves (many small files are the common case).
+                pending.append(_Deflated(deflate_block(block, dictionary, level, last)))
+            else:
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=threads)
+                pending.append(pool.submit(deflate_block, block, dictionary, level, last))
             dictionary = block[-DICTIONARY_SIZE:] if len(block) >= DICTIONARY_SIZE \
                 else (dictionary + block)[-DICTIONARY_SIZE:]
             while pending and (last or len(pending) >= in_flight_max):
@@ -220,7 +264,8 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     finally:
         for future in pending:
             future.cancel()
-        pool.shutdown(wait=True)
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     writer.check(crc, size)
     writer.emit(gzip_trailer(crc, size))

@@ -6,8 +6,8 @@
 """The crash journal: a verified compressed copy kept outside the process.
 
 From the first destructive write until the .gz is durable, the compressed
-stream lives in ``<dir>/sre.cmemgzip/<key>.gz`` next to ``<key>.json``, its
-manifest.  The manifest is written last and atomically: a manifest on disk
+stream lives in ``<dir>/<name>/<key>.gz`` next to ``<key>.json``, its
+manifest (``<name>`` is this user's: ``journal_dir_name``).  The manifest is written last and atomically: a manifest on disk
 means its data file holds a complete, verified copy.  A data file without a
 manifest is an interrupted compression that never touched the original.
 """
@@ -15,15 +15,13 @@ manifest is an interrupted compression that never touched the original.
 from __future__ import absolute_import, division, print_function
 
 import errno
-import fcntl
 import json
 import os
+import pwd
 import stat
 import zlib
 
-from . import codes
-from .errors import AnotherRunActive, CmemgzipError
-from .mounts import RAM_FSTYPES
+from .errors import CmemgzipError
 from .safe_fs import fsync_dir, open_dir_nofollow
 
 SUBDIR = 'sre.cmemgzip'
@@ -35,21 +33,36 @@ MANIFEST_VERSION = 2
 KIND_REPLACE = 'replace'
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _COPY_CHUNK = 4 * 1024 * 1024
-# Left free on the journal's filesystem: /dev/shm is shared with the host's
-# applications, which must not meet ENOSPC because of us.
-JOURNAL_HEADROOM = 8 * 1024 * 1024
 
 
 class JournalUnsafe(CmemgzipError):
     """The journal directory exists but someone else could tamper with it."""
 
 
-class Journal(object):
-    """One journal directory (``<base>/sre.cmemgzip``), opened safely."""
+def journal_dir_name(uid=None):
+    """The journal directory's name for ``uid``: each user has its own.
 
-    def __init__(self, base_dir):
+    Root's is ``sre.cmemgzip``, any other user's ``sre.cmemgzip-<uid>``, so a
+    run never opens, recovers or is blocked by another user's journal.
+    """
+    uid = os.geteuid() if uid is None else uid
+    return SUBDIR if uid == 0 else '%s-%d' % (SUBDIR, uid)
+
+
+def _owner_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class Journal(object):
+    """One journal directory (``<base>/<name>``, by default this user's), opened safely."""
+
+    def __init__(self, base_dir, name=None):
         self.base_dir = base_dir
-        self.path = os.path.join(base_dir, SUBDIR)
+        self.name = name or journal_dir_name()
+        self.path = os.path.join(base_dir, self.name)
         self._dir_fd = None
 
     def open(self, create):
@@ -60,16 +73,17 @@ class Journal(object):
         try:
             if create:
                 try:
-                    os.mkdir(SUBDIR, 0o700, dir_fd=base_fd)
+                    os.mkdir(self.name, 0o700, dir_fd=base_fd)
                 except OSError as exc:
                     if exc.errno != errno.EEXIST:
                         raise
             try:
-                fd = os.open(SUBDIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=base_fd)
+                fd = os.open(self.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=base_fd)
             except OSError as exc:
                 if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                     if exc.errno != errno.ENOENT:
-                        raise JournalUnsafe('%s is not a directory' % self.path)
+                        raise JournalUnsafe('%s is not a directory (a symbolic link or a file is in its place)'
+                                            % self.path)
                     return False
                 raise
         finally:
@@ -77,12 +91,21 @@ class Journal(object):
         st = os.fstat(fd)
         # /dev/shm is world-writable: a directory planted there by another
         # user must never receive our copies of root-only files.
-        if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        if st.st_uid != os.geteuid():
             os.close(fd)
-            raise JournalUnsafe('%s is not private to uid %d (owner %d, mode %o)'
-                                % (self.path, os.geteuid(), st.st_uid, stat.S_IMODE(st.st_mode)))
+            raise JournalUnsafe('%s belongs to %s (uid %d), not to this user (uid %d): another user may have '
+                                'planted it; remove it, or set journal_dir or spill_dir elsewhere'
+                                % (self.path, _owner_name(st.st_uid), st.st_uid, os.geteuid()))
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.close(fd)
+            raise JournalUnsafe('%s is not private (mode %o): others could change the copies in it'
+                                % (self.path, stat.S_IMODE(st.st_mode)))
         self._dir_fd = fd
         return True
+
+    @property
+    def opened(self):
+        return self._dir_fd is not None
 
     def close(self):
         if self._dir_fd is not None:
@@ -196,7 +219,7 @@ class JournalEntry(object):
                 raise
         fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=self.journal._dir_fd)
         with os.fdopen(fd, 'w') as handle:
-            json.dump(manifest, handle, sort_keys=True)
+            handle.write(json.dumps(manifest, sort_keys=True))  # one write, by the C encoder
             handle.flush()
             os.fsync(handle.fileno())
         os.rename(tmp, self.key + '.json', src_dir_fd=self.journal._dir_fd, dst_dir_fd=self.journal._dir_fd)
@@ -208,98 +231,3 @@ class JournalEntry(object):
             os.close(self._fd)
             self._fd = None
         self.journal.remove(self.key)
-
-
-class JournalChoice(object):
-    """Where one file's copy goes, and the cap on its size with the reason for the cap."""
-
-    __slots__ = ('journal', 'cap', 'cap_reason')
-
-    def __init__(self, journal, cap, cap_reason):
-        self.journal = journal
-        self.cap = cap
-        self.cap_reason = cap_reason
-
-
-class JournalSet(object):
-    """The journal directories of one run: opened, locked, and chosen per file."""
-
-    def __init__(self, bases, mounts, memory_limit, check_mode):
-        self.bases = [base for base in bases if base]
-        self.mounts = mounts
-        self.memory_limit = memory_limit
-        self.check_mode = check_mode
-        self.journals = []
-        self.notes = []
-
-    def open(self):
-        for base in self.bases:
-            journal = Journal(base)
-            try:
-                if not os.path.isdir(base):
-                    self.notes.append('%s does not exist' % base)
-                    continue
-                journal.open(create=not self.check_mode)
-            except JournalUnsafe as exc:
-                self.notes.append(str(exc))
-                continue
-            except OSError as exc:
-                self.notes.append('%s: %s' % (base, exc.strerror))
-                continue
-            mount = self.mounts.find(base)
-            journal.ram_backed = bool(mount and mount.fstype in RAM_FSTYPES)
-            journal.device = os.stat(base).st_dev
-            self.journals.append(journal)
-
-    def lock(self):
-        """One run per host at a time: recovery must not take a live run's journal."""
-        for journal in self.opened():
-            try:
-                fcntl.flock(journal._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    raise AnotherRunActive('another sre.cmemgzip run holds %s; try again when it ends' % journal.path)
-                raise
-
-    def opened(self):
-        """The journals whose directory exists (in check mode none is created)."""
-        return [journal for journal in self.journals if journal._dir_fd is not None]
-
-    def close(self):
-        for journal in self.journals:
-            journal.close()
-
-    @property
-    def ram_backed(self):
-        return any(journal.ram_backed for journal in self.journals)
-
-    @property
-    def paths(self):
-        return [journal.path for journal in self.journals]
-
-    def choose(self, st):
-        """Where this file's copy goes, and how big it may grow (a JournalChoice), or None."""
-        not_smaller = st.st_size - 1
-        usable = []
-        for journal in self.journals:
-            if journal.device == st.st_dev:
-                continue  # a copy on the full filesystem itself would protect nothing
-            room = journal.available_bytes() - JOURNAL_HEADROOM
-            if room > 0:
-                usable.append((journal, room))
-        if not usable:
-            return None
-        need = min(st.st_size, self.memory_limit)
-        fitting = [(j, room) for j, room in usable if room >= (need if j.ram_backed else st.st_size)]
-        journal, room = fitting[0] if fitting else max(usable, key=lambda pair: pair[1])
-        caps = [(not_smaller, codes.NOT_SMALLER), (room, codes.NO_JOURNAL_SPACE)]
-        if journal.ram_backed:
-            caps.append((self.memory_limit, codes.MEMORY_BUDGET))
-        cap, reason = min(caps, key=lambda pair: pair[0])
-        return JournalChoice(journal, cap, reason)
-
-    def no_space_detail(self):
-        if self.journals:
-            return ('no journal directory off this filesystem has free space (%s); set spill_dir to '
-                    'another filesystem' % ', '.join(self.paths))
-        return 'no usable journal directory (%s); set spill_dir to another filesystem' % '; '.join(self.notes)

@@ -16,6 +16,8 @@ import re
 
 from .engine import Options
 from .estimate import SAMPLE
+from .gzip_member import MAX_THREADS
+from .result_cap import DEFAULT_MAX_FILE_RESULTS
 from .sysinfo import DEFAULT_MEMORY_FRACTION
 
 _AGE_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
@@ -42,6 +44,18 @@ def parse_target_free(text, to_bytes):
     return to_bytes(text), None
 
 
+def check_threads(threads):
+    if not 0 <= threads <= MAX_THREADS:
+        raise ValueError('threads must be between 0 (every usable CPU) and %d, not %d' % (MAX_THREADS, threads))
+    return threads
+
+
+def check_max_file_results(count):
+    if count < 0:
+        raise ValueError('max_file_results must be 0 (no limit) or more, not %d' % count)
+    return count
+
+
 def engine_options(params, check_mode, to_bytes, **overrides):
     """engine.Options from a module's parameters (those it does not have keep the engine's default).
 
@@ -60,7 +74,7 @@ def engine_options(params, check_mode, to_bytes, **overrides):
         min_size=to_bytes(merged.get('min_size') or '1M'),
         min_age=parse_age(merged.get('min_age') or '0'),
         level=merged.get('level', 9),
-        threads=merged.get('threads', 0),
+        threads=check_threads(merged.get('threads', 0)),
         memory_limit=to_bytes(memory_limit) if memory_limit else None,
         memory_fraction=merged.get('memory_fraction') or DEFAULT_MEMORY_FRACTION,
         largest_first=merged.get('largest_first', True),
@@ -73,4 +87,6 @@ def engine_options(params, check_mode, to_bytes, **overrides):
         spill_dir=merged.get('spill_dir'),
         check_mode=check_mode,
         estimate=merged.get('estimate') or SAMPLE,
+        min_age_patterns=merged.get('min_age_patterns') or (),
+        max_file_results=check_max_file_results(merged.get('max_file_results', DEFAULT_MAX_FILE_RESULTS)),
     )

@@ -146,7 +146,7 @@ class PrefixSaver(object):
                        'could not settle: see that entry\'s result (it names the copy)')
         choice = self.journals.choose(_PrefixStat(st, end - start))
         if choice is None:
-            raise Skip(codes.NO_JOURNAL_SPACE, self.journals.no_space_detail())
+            raise Skip(*self.journals.no_choice())
         entry = choice.journal.create(key)
         committed = False
         try:

@@ -43,7 +43,11 @@ options:
   path:
     description:
       - Files, globs or directories to compress.
-      - Directories are searched for files (one level, or all levels with O(recurse)).
+      - Directories are searched for files (one level, or all levels with O(recurse)), without a depth limit; a
+        directory whose path is longer than C(PATH_MAX) (4096 bytes) is reported with reason C(name_too_long).
+      - A path that exists is always taken literally, even when its name contains C(*), C(?) or C([) (for example
+        C(app[1].log)). Only a path that does not exist is expanded as a shell glob. To glob for a literal C([)
+        write C([[]), for C(*) or C(?) write C([*]) or C([?]) (C(app[[]1].log) matches only C(app[1].log)).
     type: list
     elements: path
     required: true
@@ -76,15 +80,30 @@ options:
       - Skip files modified less than this long ago. Seconds, or a number with C(s), C(m), C(h), C(d) or C(w).
       - A log modified in the last minutes is most likely still written; a writer that reopens it by name would
         then create a new file beside the C(.gz).
+      - With O(min_age_patterns), only files whose name matches one of them wait.
     type: str
     default: '0'
+  min_age_patterns:
+    description:
+      - Shell globs of live names, matched against the file name (for example V(*.log)). O(min_age) applies only to
+        files whose name matches one of them; every other file (a rotated C(access.log.1), a core dump) is a
+        candidate at once, however recently it was written.
+      - Empty means O(min_age) applies to every file.
+      - Files open in a process are skipped whatever their age (O(open_files)).
+    type: list
+    elements: str
+    default: []
   level:
     description: gzip compression level.
     type: int
     default: 9
     choices: [1, 2, 3, 4, 5, 6, 7, 8, 9]
   threads:
-    description: Compression threads; V(0) uses every CPU the process may use (affinity mask and cgroup quota).
+    description:
+      - Compression threads, from V(0) to V(1024); V(0) uses every CPU the process may use (affinity mask and cgroup
+        quota).
+      - Each thread keeps up to two 1 MiB blocks and their compressed output in flight (about 4.5 MiB). Fewer threads
+        are used when those would not fit in O(memory_limit); RV(memory.threads) says how many ran.
     type: int
     default: 0
   memory_limit:
@@ -92,7 +111,9 @@ options:
       - Most RAM a compressed copy may take (bytes, or a size such as V(512M)).
       - A file whose compressed copy would grow beyond it is skipped with reason C(memory_budget), untouched, as soon as
         the stream reaches the limit.
+      - It also bounds the blocks being compressed: O(threads) is lowered until they fit in it.
       - Defaults to half of the memory available to the process (C(MemAvailable), lowered to the cgroup's headroom).
+      - A file whose compressed copy may exceed it (one larger than the limit) goes to O(spill_dir) when that has room.
     type: str
   largest_first:
     description: Compress the files that occupy the most blocks first.
@@ -136,7 +157,11 @@ options:
   journal_dir:
     description:
       - Directory for the crash journal, on a filesystem other than the files' own, normally RAM. A private
-        subdirectory C(sre.cmemgzip) is created there.
+        subdirectory is created there, one per user so that root and other users never share one or block each other:
+        C(sre.cmemgzip) for root, C(sre.cmemgzip-UID) for any other user.
+      - When that subdirectory exists but belongs to another user (planted in the world-writable C(/dev/shm)), it is
+        never used; files that no other journal can take are skipped with reason C(journal_unsafe), whose detail
+        names the directory and its owner. O(spill_dir) still works.
       - A directory on another, disk-backed filesystem also keeps the copy across a power loss.
     type: path
     default: /dev/shm
@@ -153,9 +178,21 @@ options:
     choices: [sample, exact]
   spill_dir:
     description:
-      - Directory on another filesystem for the journal when O(journal_dir) is missing, on the same filesystem, or too
-        small for a file. Without it such files are skipped with reason C(no_journal_space).
+      - Directory on another filesystem for the journal when O(journal_dir) is missing, planted, too small for a file,
+        or when the file is larger than O(memory_limit) (its copy might not fit in the RAM budget).
+      - When neither can hold a copy, the file's own filesystem may, if at least 10 % of it stays available: the
+        copy then sits in C(.sre.cmemgzip) (root) or C(.sre.cmemgzip-UID) at the root of that filesystem, like gzip's
+        output beside its input, and that directory is removed again when empty. A full filesystem never holds its own
+        copy: such files are skipped with reason C(no_journal_space).
     type: path
+  max_file_results:
+    description:
+      - Most entries in RV(files). Beyond it, files are counted by action and reason in RV(files_omitted), so that a
+        run over 100,000 files returns a result the controller can hold.
+      - Failed, recovered and compressed files are listed first, then skips that need attention, then the others.
+      - V(0) lists every file.
+    type: int
+    default: 1000
 notes:
   - A file is replaced only after its compressed copy was verified; see the collection's docs/how-it-works.md for the
     protocol and its guarantees.
@@ -172,8 +209,13 @@ EXAMPLES = r'''
     recurse: true
     patterns: ['*.log.[0-9]*', '*.[0-9]', '*.log']
     min_age: 10m
+    min_age_patterns: ['*.log']   # rotated names are taken at once; live *.log files wait 10 minutes
     target_free: 15%
   become: true
+
+- name: A file whose name contains glob characters is taken literally when it exists
+  sre.cmemgzip.cmemgzip:
+    path: /var/log/app[1].log
 
 - name: See what would be freed, without changing anything
   sre.cmemgzip.cmemgzip:
@@ -195,7 +237,8 @@ msg:
   type: str
   sample: 'freed 13266944 bytes: 1 compressed, 0 recovered, 0 would compress, 0 skipped, 0 failed'
 files:
-  description: One entry per file found or recovered, in the order they were handled.
+  description: One entry per file found or recovered, in the order they were handled; at most
+    O(max_file_results) (see RV(files_omitted)).
   returned: always
   type: list
   elements: dict
@@ -260,6 +303,10 @@ files:
         - V(live_unsupported) - the filesystem can neither collapse nor punch a range of a file.
         - V(output_pending) - the space was freed but the C(.gz) could not be written yet; the journal keeps the
           verified copy and the next run writes it.
+        - V(name_too_long) - C(NAME.gz) would exceed the longest name (255 bytes) or path (4096 bytes) the kernel
+          accepts.
+        - V(journal_unsafe) - the journal directory belongs to another user (planted); RV(files[].detail) names it
+          and its owner.
         - V(error) - an error; RV(files[].detail) has the message.
         - V(rolled_back) - recovery, an interrupted run had changed nothing; its journal copy was dropped.
         - V(finished) - recovery, an interrupted run was finished from its verified journal copy.
@@ -279,13 +326,19 @@ files:
       choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
                 memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
                 changed_while_reading, renamed, shared_extents, journal_pending, holder_refused, live_unsupported,
-                output_pending, error, rolled_back, finished, journal_orphaned, journal_corrupt, journal_unreadable,
-                not_ours, filesystem_gone, read_only, rewrite_incomplete, journal_lost]
+                output_pending, name_too_long, journal_unsafe, error, rolled_back, finished, journal_orphaned,
+                journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only, rewrite_incomplete,
+                journal_lost]
       sample: too_small
     detail:
-      description: The reason in words.
+      description: The reason in words. Bytes of a name that are not UTF-8 appear as C(\\xNN).
       type: str
       sample: smaller than min_size
+    path_b64:
+      description: The path's bytes in base64, when they are not valid UTF-8 (RV(files[].path) then shows them as
+        C(\\xNN)).
+      type: str
+      returned: when the path is not valid UTF-8
     original_size:
       description: Size of the original in bytes.
       type: int
@@ -353,13 +406,22 @@ files:
       type: float
       returned: when action is live_compressed
       sample: 0.011
+files_omitted:
+  description:
+    - The files beyond O(max_file_results), not listed in RV(files). C(count), and C(by_reason), a list of
+      C(action), C(reason), C(count), C(original_size), C(compressed_size) and C(bytes_saved) per group.
+    - RV(totals) counts every file, listed or not.
+  returned: always
+  type: dict
+  sample: {count: 99000, by_reason: [{action: skipped, reason: too_small, count: 99000, original_size: 405504000,
+           compressed_size: 0, bytes_saved: 0}]}
 totals:
   description: Counts per action, and sums over the files that freed (or would free) space.
   returned: always
   type: dict
   contains:
     candidates:
-      description: Number of entries in RV(files).
+      description: Number of files handled, listed in RV(files) or counted in RV(files_omitted).
       type: int
       sample: 13
     compressed:
@@ -464,7 +526,9 @@ filesystems:
       type: int
       returned: in check mode, when a file there would be compressed
 memory:
-  description: The memory budget and what the run used.
+  description:
+    - The memory budget and what the run used.
+    - O(memory_limit) bounds one compressed copy in RAM and, separately, the blocks in flight.
   returned: always
   type: dict
   contains:
@@ -485,9 +549,13 @@ memory:
       type: int
       sample: 1048576
     threads:
-      description: Compression threads used.
+      description: Compression threads used (O(threads), lowered until the blocks in flight fit in O(memory_limit)).
       type: int
       sample: 2
+    threads_requested:
+      description: O(threads) as given (V(0) for every usable CPU).
+      type: int
+      sample: 0
 journal:
   description: Where the verified copies were kept.
   returned: always
@@ -505,12 +573,13 @@ journal:
       type: bool
       sample: true
     usable:
-      description: Journal directories that could be used.
+      description: Journal directories that could be used, with those made on the files' own filesystems.
       type: list
       elements: str
       sample: [/dev/shm/sre.cmemgzip]
     notes:
-      description: Why a journal directory could not be used, and what was cleaned up.
+      description: Why a journal directory could not be used (a planted one is named with its owner), and what was
+        cleaned up.
       type: list
       elements: str
       sample: []
@@ -542,6 +611,7 @@ from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible_collections.sre.cmemgzip.plugins.module_utils.engine import run
 from ansible_collections.sre.cmemgzip.plugins.module_utils.errors import CmemgzipError
 from ansible_collections.sre.cmemgzip.plugins.module_utils.module_args import engine_options
+from ansible_collections.sre.cmemgzip.plugins.module_utils.result_cap import DEFAULT_MAX_FILE_RESULTS
 
 ARGUMENT_SPEC = dict(
     path=dict(type='list', elements='path', required=True, aliases=['paths']),
@@ -553,6 +623,8 @@ ARGUMENT_SPEC = dict(
     min_age=dict(type='str', default='0'),
     level=dict(type='int', default=9, choices=list(range(1, 10))),
     threads=dict(type='int', default=0),
+    min_age_patterns=dict(type='list', elements='str', default=[]),
+    max_file_results=dict(type='int', default=DEFAULT_MAX_FILE_RESULTS),
     memory_limit=dict(type='str'),
     largest_first=dict(type='bool', default=True),
     target_free=dict(type='str'),

@@ -129,3 +129,33 @@ def test_length_reads_only_that_prefix(tmp_path, start, length):
         os.close(fd)
     assert gzip.decompress(bytes(out)) == data[start:start + length]
     assert stats.input_size == length
+
+
+def test_threads_within_a_memory_budget():
+    from ansible_collections.sre.cmemgzip.plugins.module_utils.gzip_member import memory_per_thread, threads_within
+    mib = 1024 * 1024
+    assert threads_within(40 * mib, 1000) * memory_per_thread() <= 40 * mib
+    assert threads_within(40 * mib, 2) == 2
+    assert threads_within(1024, 8) == 1  # never fewer than one
+    assert threads_within(10 ** 12, 1000) == 1000
+
+
+def test_a_single_block_is_deflated_without_a_thread(tmp_path):
+    """Many small files are the common case: a thread pool per file cost 1 ms each."""
+    import threading
+    source = tmp_path / 'input'
+    source.write_bytes(b'small file\n' * 100)
+    seen = []
+    out = bytearray()
+
+    def write(chunk):
+        seen.append(threading.active_count())
+        out.extend(chunk)
+
+    fd = os.open(str(source), os.O_RDONLY)
+    try:
+        compress_stream(fd, write, threads=4)
+    finally:
+        os.close(fd)
+    assert max(seen) == threading.active_count()
+    assert zlib.decompress(bytes(out), 16 + zlib.MAX_WBITS) == b'small file\n' * 100
