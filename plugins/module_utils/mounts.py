@@ -258,9 +258,13 @@ def classify(entries, include_fstypes=None, exclude_fstypes=None):
     return result, excluded
 
 
-def mount_of_path(path, entries):
-    """The visible MountEntry that holds ``path`` (longest mount-point prefix)."""
-    hidden = hidden_mount_ids(entries)
+def mount_of_path(path, entries, hidden=None):
+    """The visible MountEntry that holds ``path`` (longest mount-point prefix).
+
+    ``hidden`` is ``hidden_mount_ids(entries)`` when the caller has it already.
+    """
+    if hidden is None:
+        hidden = hidden_mount_ids(entries)
     best = None
     for e in entries:
         if e.mount_id in hidden:
@@ -276,6 +280,7 @@ class MountTable(object):
 
     def __init__(self, entries=None):
         self.entries = read_mountinfo() if entries is None else entries
+        self._hidden = hidden_mount_ids(self.entries)
 
     def find(self, path, device_number=None):
         """The visible mount holding ``path`` (a MountEntry), or None.
@@ -284,7 +289,7 @@ class MountTable(object):
         report anonymous device numbers, hence the path is the fallback.
         """
         path = os.path.realpath(path)
-        best = mount_of_path(path, self.entries)
+        best = mount_of_path(path, self.entries, self._hidden)
         if device_number is None or best is None or os.makedev(best.major, best.minor) == device_number:
             return best
         for entry in reversed(self.entries):

@@ -92,7 +92,7 @@ class FileResult:
             'estimated': self.estimated,
         }
         if self.pids:
-            result['pids'] = self.pids
+            result['pids'] = [dict(holder, comm=printable(holder.get('comm'))) for holder in self.pids]
         encoded = raw_b64(self.path)
         if encoded is not None:
             result['path_b64'] = encoded

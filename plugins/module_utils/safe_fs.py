@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import signal
 import threading
@@ -90,6 +91,7 @@ def stat_nofollow(dir_fd, name):
         raise
 
 
+@functools.lru_cache(maxsize=None)
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
