@@ -45,6 +45,13 @@ JOURNAL_HEADROOM = 8 * 1024 * 1024
 # A journal on the file's own filesystem leaves at least this fraction of
 # the filesystem available: a filesystem near full never holds one.
 OWN_FS_RESERVE = 0.10
+# Where a journal on the file's own filesystem may be made and is looked for:
+# filesystems of this host's own disks and RAM.  Never a network or FUSE
+# mount (a stopped server blocks even a lookup there) nor a kernel one.
+OWN_FS_TYPES = frozenset((
+    'ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'zfs', 'bcachefs', 'f2fs', 'jfs', 'reiserfs', 'nilfs2',
+    'vfat', 'exfat', 'ntfs3', 'hfsplus', 'overlay', 'tmpfs',
+))
 
 
 class JournalChoice(object):
@@ -107,14 +114,16 @@ class JournalSet(object):
     def _find_own_fs_journals(self):
         """Journals that runs left on the files' own filesystems, for recovery.
 
-        Only the roots of local filesystems are looked at (never a network
-        mount, whose server may be dead): one lstat each.
+        Only the roots of OWN_FS_TYPES filesystems are looked at (never a
+        network or FUSE mount, whose server may be dead): one lstat each.
         """
         name = own_fs_journal_name()
         seen = set()
         groups, _excluded = classify(self.mounts.entries)
         for members in groups:
             for mount in members:
+                if mount.fstype not in OWN_FS_TYPES:
+                    continue
                 path = os.path.join(mount.mount_point, name)
                 try:
                     st = os.lstat(path)
@@ -210,7 +219,7 @@ class JournalSet(object):
         if st.st_dev in self.own_fs:
             return self.own_fs[st.st_dev]
         mount = self.mounts.find(dir_path, st.st_dev)
-        if mount is None:
+        if mount is None or mount.fstype not in OWN_FS_TYPES:
             return None
         journal = Journal(mount.mount_point, own_fs_journal_name())
         try:
