@@ -86,7 +86,8 @@ def _is_controller(pid):
 
 
 def run_module(args, collections, timeout):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_HOME=os.path.join(REPO, '.cache', 'ansible-home'),
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections,
+               ANSIBLE_HOME=os.path.join(REPO, '.cache', 'ansible-home'),
                ANSIBLE_STDOUT_CALLBACK='ansible.builtin.minimal', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
     cmd = ['ansible', 'localhost', '-i', 'localhost,', '-c', 'local', '-m', 'sre.cmemgzip.cmemgzip',
@@ -131,8 +132,8 @@ def main():
     shm = '/mnt/cmz-many-%d-journal' % os.getpid()
     for path in (mount_point, shm):
         os.mkdir(path, 0o700)
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%d,nr_inodes=%d' % (options.files * (size + 8192) * 2 + (64 << 20),
-                                                                            options.files * 2 + 1000),
+    tmpfs_size = options.files * (size + 8192) * 2 + (64 << 20)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%d,nr_inodes=%d' % (tmpfs_size, options.files * 2 + 1000),
                     'cmz-many', mount_point], check=True)
     subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1g', 'cmz-many-journal', shm], check=True)
     try:

@@ -97,7 +97,8 @@ SKIP_REASONS = {
     OUTPUT_PENDING: 'the space was freed but the C(.gz) could not be written yet; the journal keeps the verified '
                     'copy and the next run writes it',
     NAME_TOO_LONG: 'C(NAME.gz) would exceed the longest name (255 bytes) or path (4096 bytes) the kernel accepts',
-    JOURNAL_UNSAFE: 'the journal directory belongs to another user (planted); RV(files[].detail) names it and its owner',
+    JOURNAL_UNSAFE: 'the journal directory belongs to another user (planted); RV(files[].detail) names it and '
+                    'its owner',
     ERROR: 'an error; RV(files[].detail) has the message',
 }
 

@@ -7,8 +7,9 @@
 
 From the first destructive write until the .gz is durable, the compressed
 stream lives in ``<dir>/<name>/<key>.gz`` next to ``<key>.json``, its
-manifest (``<name>`` is this user's: ``journal_dir_name``).  The manifest is written last and atomically: a manifest on disk
-means its data file holds a complete, verified copy.  A data file without a
+manifest (``<name>`` is this user's: ``journal_dir_name``).  The manifest is
+written last and atomically: a manifest on disk means its data file holds a
+complete, verified copy.  A data file without a
 manifest is an interrupted compression that never touched the original.
 """
 

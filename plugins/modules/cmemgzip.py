@@ -146,9 +146,9 @@ options:
   live_method:
     description:
       - How O(open_files=live) frees the saved bytes.
-      - V(collapse) removes them (C(FALLOC_FL_COLLAPSE_RANGE), ext4 and xfs): the file then starts at the first byte
+      - V(collapse) removes them (C(FALLOC_FL_COLLAPSE_RANGE), ext4 and xfs); the file then starts at the first byte
         not saved, offsets shift, readers that keep an offset (log shippers, C(tail -f)) see a truncation.
-      - V(punch_hole) frees their blocks (C(FALLOC_FL_PUNCH_HOLE)): size and offsets stay, the range reads as zeros;
+      - V(punch_hole) frees their blocks (C(FALLOC_FL_PUNCH_HOLE)); size and offsets stay, the range reads as zeros;
         what log shippers need. The only method on tmpfs and btrfs.
       - V(auto) collapses where the filesystem can and punches elsewhere.
     type: str
@@ -157,7 +157,7 @@ options:
   journal_dir:
     description:
       - Directory for the crash journal, on a filesystem other than the files' own, normally RAM. A private
-        subdirectory is created there, one per user so that root and other users never share one or block each other:
+        subdirectory is created there, one per user so that root and other users never share one or block each other,
         C(sre.cmemgzip) for root, C(sre.cmemgzip-UID) for any other user.
       - When that subdirectory exists but belongs to another user (planted in the world-writable C(/dev/shm)), it is
         never used; files that no other journal can take are skipped with reason C(journal_unsafe), whose detail
@@ -180,10 +180,10 @@ options:
     description:
       - Directory on another filesystem for the journal when O(journal_dir) is missing, planted, too small for a file,
         or when the file is larger than O(memory_limit) (its copy might not fit in the RAM budget).
-      - When neither can hold a copy, the file's own filesystem may, if at least 10 % of it stays available: the
+      - When neither can hold a copy, the file's own filesystem may, if at least 10 % of it stays available; the
         copy then sits in C(.sre.cmemgzip) (root) or C(.sre.cmemgzip-UID) at the root of that filesystem, like gzip's
         output beside its input, and that directory is removed again when empty. A full filesystem never holds its own
-        copy: such files are skipped with reason C(no_journal_space).
+        copy; such files are skipped with reason C(no_journal_space).
     type: path
   max_file_results:
     description:

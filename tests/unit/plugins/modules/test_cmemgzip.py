@@ -31,3 +31,11 @@ def test_new_options_reach_the_engine():
     params.update(max_file_results=-1)
     with pytest.raises(ValueError, match='max_file_results'):
         cmemgzip.build_options(params, check_mode=False)
+
+
+def test_documentation_parses_and_lists_every_option():
+    """ansible-doc refuses the module when DOCUMENTATION is not YAML (": " inside a plain scalar)."""
+    import yaml
+    documentation = yaml.safe_load(cmemgzip.DOCUMENTATION)
+    yaml.safe_load(cmemgzip.EXAMPLES)
+    assert set(documentation['options']) == set(cmemgzip.ARGUMENT_SPEC)
