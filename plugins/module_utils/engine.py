@@ -197,8 +197,8 @@ class Run(object):
             'files': [item.as_dict() for item in listed],
             'files_omitted': omitted,
             'totals': totals,
-            'filesystems': [_printable_filesystem(f) for f in sorted(self.filesystems.values(),
-                                                                      key=lambda f: f['mount'])],
+            'filesystems': [_printable_filesystem(f)
+                            for f in sorted(self.filesystems.values(), key=lambda f: f['mount'])],
             'memory': {'limit': self.memory_limit, 'available': self.available_memory,
                        'peak_rss': peak_rss(),
                        'peak_journal': max(self.compressor.peak_journal, self.live.peak_journal),
