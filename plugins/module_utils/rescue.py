@@ -41,9 +41,10 @@ def _compress(target, options_for, memory_limit):
         result = run(options_for(target['roots'], memory_limit))
     except (CmemgzipError, OSError) as exc:
         return {'mount': target['mount'], 'roots': target['roots'], 'failed': True, 'changed': False,
-                'msg': str(exc), 'files': []}
+                'msg': str(exc), 'files': [], 'omitted': None}
     return {'mount': target['mount'], 'roots': target['roots'], 'failed': bool(result['failed']),
-            'changed': bool(result['changed']), 'msg': result['msg'], 'files': result['files']}
+            'changed': bool(result['changed']), 'msg': result['msg'], 'files': result['files'],
+            'omitted': result.get('files_omitted')}
 
 
 def rescue(measure, roots, options_for, check_mode, memory_limit=None, memory_fraction=None, thresholds=None,

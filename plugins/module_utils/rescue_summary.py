@@ -14,7 +14,7 @@ there are), the ``rescue_summary`` filter turns a result that has no summary
 
 Every count is complete; the file lists keep the first ``max_files`` per kind.
 Counts per action kind (``actions``) come from the files' own action codes,
-so a new kind of action is counted without a change here.
+so a new kind of action is counted without a change here (``Tally``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -39,12 +39,50 @@ def truncate(text, length):
     return cut + '...'
 
 
-def _count(files, action):
-    return sum(1 for f in files if f.get('action') == action)
+class Tally(object):
+    """Counts and byte sums per action and reason, over the files of some runs.
 
+    A run's result may list only some files (``files``) and summarize the
+    others by action and reason (``omitted``: the engine's ``files_omitted``):
+    both count, so the counts stay complete however many files there were.
+    """
 
-def _sum(files, key, action=None):
-    return sum(f.get(key) or 0 for f in files if action is None or f.get('action') == action)
+    SUMMED = ('bytes_saved', 'original_size', 'compressed_size')
+
+    def __init__(self, runs):
+        self.groups = {}
+        for run in runs:
+            for f in run.get('files') or ():
+                self._add(f.get('action'), f.get('reason'), 1, f)
+            for group in (run.get('omitted') or {}).get('by_reason') or ():
+                self._add(group.get('action'), group.get('reason'), group.get('count') or 0, group)
+
+    def _add(self, action, reason, count, sums):
+        group = self.groups.setdefault((action, reason), dict(count=0, **dict.fromkeys(self.SUMMED, 0)))
+        group['count'] += count
+        for key in self.SUMMED:
+            group[key] += sums.get(key) or 0
+
+    def count(self, action):
+        return sum(g['count'] for (act, dummy), g in self.groups.items() if act == action)
+
+    def total(self, key, action):
+        return sum(g[key] for (act, dummy), g in self.groups.items() if act == action)
+
+    def actions(self):
+        """{action code: number of files}, in the order the actions were first met."""
+        counts = {}
+        for (action, dummy), group in self.groups.items():
+            counts[action] = counts.get(action, 0) + group['count']
+        return counts
+
+    def reasons(self, action):
+        """{reason code: number of files} of one action."""
+        counts = {}
+        for (act, reason), group in self.groups.items():
+            if act == action:
+                counts[reason or 'unknown'] = counts.get(reason or 'unknown', 0) + group['count']
+        return counts
 
 
 def _of(files, *actions):
@@ -61,19 +99,11 @@ def _by_mount(measurement):
     return dict((fs['mount'], fs) for fs in (measurement or {}).get('filesystems') or ())
 
 
-def action_counts(files):
-    """{action code: number of files}, in the order the actions first appear."""
-    counts = {}
-    for f in files:
-        counts[f.get('action')] = counts.get(f.get('action'), 0) + 1
-    return counts
-
-
 def failure(reason, detail, mount=None, path=None):
     return {'mount': mount, 'path': path, 'reason': reason, 'detail': detail}
 
 
-def _failures(measure_error, runs, after_error, files):
+def _task_failures(measure_error, runs, after_error):
     found = []
     if measure_error is not None:
         found.append(failure(codes.MEASURE_FAILED, measure_error))
@@ -82,14 +112,12 @@ def _failures(measure_error, runs, after_error, files):
             found.append(failure(codes.RUN_FAILED, run.get('msg') or '', mount=run.get('mount')))
     if after_error is not None:
         found.append(failure(codes.MEASURE_FAILED, after_error))
-    for f in _of(files, codes.FAILED):
-        found.append(failure(f.get('reason'), f.get('detail'), path=f.get('path')))
     return found
 
 
 def _filesystem_entry(entry, before, after, runs, check_mode):
     mine = [run for run in runs if run.get('mount') == entry['mount']]
-    files = [f for run in mine for f in run.get('files') or ()]
+    tally = Tally(mine)
     result = dict(entry)
     result.update({
         'before': _usage(before),
@@ -98,13 +126,13 @@ def _filesystem_entry(entry, before, after, runs, check_mode):
         'still_full': (after['full'] if after is not None else True) and not check_mode,
         'still_full_reasons': [] if check_mode else (
             list(after['full_reasons']) if after is not None else [codes.NOT_MEASURED]),
-        'actions': action_counts(files),
-        'files_compressed': _count(files, codes.COMPRESSED),
-        'bytes_saved': _sum(files, 'bytes_saved', codes.COMPRESSED),
-        'would_compress': _count(files, codes.WOULD_COMPRESS),
-        'would_save': _sum(files, 'bytes_saved', codes.WOULD_COMPRESS),
-        'skipped': _count(files, codes.SKIPPED),
-        'failed': _count(files, codes.FAILED) + sum(1 for run in mine if run.get('failed')),
+        'actions': tally.actions(),
+        'files_compressed': tally.count(codes.COMPRESSED),
+        'bytes_saved': tally.total('bytes_saved', codes.COMPRESSED),
+        'would_compress': tally.count(codes.WOULD_COMPRESS),
+        'would_save': tally.total('bytes_saved', codes.WOULD_COMPRESS),
+        'skipped': tally.count(codes.SKIPPED),
+        'failed': tally.count(codes.FAILED) + sum(1 for run in mine if run.get('failed')),
     })
     return result
 
@@ -152,7 +180,8 @@ def host_summary(record, max_files=50, human=str):
     ``record`` has ``measured`` (a measurement, see ``usage.survey``, or None),
     ``measure_error`` (why it could not be measured, or None), ``plan`` (see
     ``rescue_plan.plan_rescue``), ``runs`` (per filesystem compressed on:
-    ``mount``, ``failed``, ``msg``, ``files``: the engine's file results),
+    ``mount``, ``failed``, ``msg``, ``files``: the engine's file results,
+    ``omitted``: its summary of the files it did not list),
     ``after`` (the full filesystems measured again, or None), ``after_error``,
     ``check_mode``, ``thresholds`` and ``memory`` (extra memory figures).
     ``human`` formats a byte count for the one-line ``msg``.
@@ -162,7 +191,10 @@ def host_summary(record, max_files=50, human=str):
     runs = record.get('runs') or []
     check_mode = bool(record.get('check_mode'))
     files = [f for run in runs for f in run.get('files') or ()]
-    failures = _failures(record.get('measure_error'), runs, record.get('after_error'), files)
+    tally = Tally(runs)
+    task_failures = _task_failures(record.get('measure_error'), runs, record.get('after_error'))
+    failures = task_failures + [failure(f.get('reason'), f.get('detail'), path=f.get('path'))
+                                for f in _of(files, codes.FAILED)]
     before_fs, after_fs = _by_mount(measured), _by_mount(record.get('after'))
     filesystems = [_filesystem_entry(entry, before_fs.get(entry['mount']), after_fs.get(entry['mount']), runs,
                                      check_mode)
@@ -170,10 +202,6 @@ def host_summary(record, max_files=50, human=str):
     compressed = _of(files, codes.COMPRESSED)
     would = _of(files, codes.WOULD_COMPRESS)
     skipped = _of(files, codes.SKIPPED)
-    reasons = {}
-    for f in skipped:
-        reason = f.get('reason') or 'unknown'
-        reasons[reason] = reasons.get(reason, 0) + 1
     memory = dict(record.get('memory') or {})
     memory.update(available=plan.get('memory_available'), limit=plan.get('memory_limit'))
     summary = {
@@ -187,25 +215,25 @@ def host_summary(record, max_files=50, human=str):
         'full': [entry['mount'] for entry in plan['full']],
         'still_full': [fs['mount'] for fs in filesystems if fs['still_full']],
         'filesystems': filesystems,
-        'actions': action_counts(files),
-        'files_compressed': len(compressed),
-        'bytes_saved': _sum(compressed, 'bytes_saved'),
-        'original_size': _sum(compressed, 'original_size'),
-        'compressed_size': _sum(compressed, 'compressed_size'),
-        'would_compress': len(would),
-        'would_save': _sum(would, 'bytes_saved'),
-        'recovered': len(_of(files, codes.RECOVERED, codes.WOULD_RECOVER)),
+        'actions': tally.actions(),
+        'files_compressed': tally.count(codes.COMPRESSED),
+        'bytes_saved': tally.total('bytes_saved', codes.COMPRESSED),
+        'original_size': tally.total('original_size', codes.COMPRESSED),
+        'compressed_size': tally.total('compressed_size', codes.COMPRESSED),
+        'would_compress': tally.count(codes.WOULD_COMPRESS),
+        'would_save': tally.total('bytes_saved', codes.WOULD_COMPRESS),
+        'recovered': tally.count(codes.RECOVERED) + tally.count(codes.WOULD_RECOVER),
         'compressed': [dict((key, f.get(key)) for key in ('path', 'dest', 'original_size', 'compressed_size',
                                                           'bytes_saved', 'seconds'))
                        for f in compressed[:max_files]],
         'would_compress_files': [dict((key, f.get(key)) for key in ('path', 'original_size', 'bytes_saved',
                                                                     'estimated'))
                                  for f in would[:max_files]],
-        'skips': {'count': len(skipped), 'reasons': reasons,
+        'skips': {'count': tally.count(codes.SKIPPED), 'reasons': tally.reasons(codes.SKIPPED),
                   'files': [dict((key, f.get(key)) for key in ('path', 'reason', 'detail'))
                             for f in skipped[:max_files]]},
         'failures': failures[:max_files],
-        'failure_count': len(failures),
+        'failure_count': len(task_failures) + tally.count(codes.FAILED),
     }
     summary['status'] = _status(failures, summary['full'], check_mode, summary['still_full'])
     summary['msg'] = _message(record, summary, human)

@@ -157,3 +157,19 @@ def test_truncate_cuts_at_a_word():
     assert truncate('short', 10) == 'short'
     assert truncate('one two three four', 12) == 'one two...'
     assert truncate('x' * 20, 10) == 'xxxxxxx...'
+
+
+def test_files_a_capped_result_did_not_list_still_count():
+    omitted = {'count': 1002, 'by_reason': [
+        {'action': codes.SKIPPED, 'reason': codes.TOO_SMALL, 'count': 1000, 'original_size': 1000, 'compressed_size': 0,
+         'bytes_saved': 0},
+        {'action': codes.COMPRESSED, 'reason': None, 'count': 2, 'original_size': 8 * MiB, 'compressed_size': MiB,
+         'bytes_saved': 3 * MiB}]}
+    after = measurement([filesystem('/', avail=15 * MiB, full_reasons=())])
+    runs = [{'mount': '/', 'failed': False, 'files': COMPRESSED, 'omitted': omitted}]
+    summary = summarize(record(ROOT_FULL, after, runs=runs))
+    assert summary['files_compressed'] == 4 and summary['bytes_saved'] == 15 * MiB
+    assert summary['skips']['count'] == 1003 and summary['skips']['reasons'][codes.TOO_SMALL] == 1001
+    assert len(summary['skips']['files']) == 3 and len(summary['compressed']) == 2
+    assert summary['actions'] == {codes.COMPRESSED: 4, codes.SKIPPED: 1003}
+    assert summary['filesystems'][0]['files_compressed'] == 4
