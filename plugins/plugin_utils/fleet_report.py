@@ -6,8 +6,8 @@
 """The fleet report: every host's rescue summary, totals, one line per host.
 
 This is a private plugin_utils file of sre.cmemgzip: it may change without
-notice.  A pure function, used by the ``fleet_report`` filter; the Markdown
-report is a template over its result (roles/rescue/templates/report.md.j2).
+notice.  A pure function, used by the ``fleet_report`` filter and the
+``rescue_report`` action (which writes it, with report_markdown.py).
 """
 
 from __future__ import annotations
