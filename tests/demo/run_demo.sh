@@ -39,7 +39,8 @@ for f in result["files"]:
     print("%-32s %-10s %-19s %12s %12s %12s  %s" % (f["path"], f["action"], f["reason"] or "", f["original_size"],
           f["compressed_size"] or "", f["bytes_saved"], f["strategy"] or ""))
 for fs in result["filesystems"]:
-    print("filesystem %s (%s): free %d -> %d bytes" % (fs["mount"], fs["fstype"], fs["before"]["free"], fs["after"]["free"]))
+    # avail (f_bavail) is what df shows as available; free (f_bfree) also counts blocks reserved for root
+    print("filesystem %s (%s): available %d -> %d bytes" % (fs["mount"], fs["fstype"], fs["before"]["avail"], fs["after"]["avail"]))
 print("memory budget %d bytes, peak RSS %d bytes, largest copy held in RAM %d bytes" % (
     result["memory"]["limit"], result["memory"]["peak_rss"], result["memory"]["peak_journal"]))
 '
