@@ -25,6 +25,7 @@ from .file_job import FileCompressor
 from .gzip_member import threads_within
 from .journal_set import JournalSet
 from .live import LiveCompressor
+from .marker import lost_rewrites, names_to_check
 from .mounts import MountTable
 from .recovery import recover_journals
 from .result_cap import DEFAULT_MAX_FILE_RESULTS, cap_results
@@ -141,6 +142,11 @@ class Run(object):
 
     def _compress_all(self):
         candidates = Discovery(self.options).candidates()
+        # Files an interrupted rewrite left incomplete, whose RAM copy a reboot took.
+        lost, marked = lost_rewrites(names_to_check(candidates), self.compressor.pending_keys,
+                                     self.options.check_mode)
+        self.files.extend(lost)
+        candidates = [c for c in candidates if c.path not in marked]
         ready = [c for c in candidates if not c.reason]
         if self.options.largest_first:
             ready.sort(key=lambda c: c.st.st_blocks, reverse=True)
@@ -189,6 +195,9 @@ class Run(object):
         if live:
             msg += '; %d live file%s %s' % (live, '' if live == 1 else 's',
                                             'would be cut' if self.options.check_mode else 'cut')
+        alerts = [item.extra['alert'] for item in self.files if item.extra.get('alert')]
+        if alerts:
+            msg += '. ATTENTION: ' + ' | '.join(alerts)
         listed, omitted = cap_results(self.files, self.options.max_file_results)
         return {
             'changed': changed,

@@ -22,17 +22,21 @@ from .errors import CmemgzipError
 from .formats import LONGEST_MAGIC, compressed_format
 from .identity import capture, entry_key, filesystem_id
 from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
-from .replace import RECREATE, NotStarted, ReplaceIncomplete, choose_strategy, file_metadata, replace
-from .journal import KIND_REPLACE, MANIFEST_VERSION
+from .races import Raced
+from .replace import NotStarted, Relabelled, replace
+from .rewrite import INPLACE, RECREATE, ReplaceIncomplete, choose_strategy, explain, file_metadata
+from .journal import JOURNAL_HEADROOM, KIND_REPLACE, MANIFEST_VERSION
 from .results import FileResult
+from .space import shared_bytes
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
 
 
 class Skip(CmemgzipError):
-    """Leave this file as it is, for this reason."""
+    """Leave this file as it is, for this reason (``action`` FAILED: it could not be finished)."""
 
-    def __init__(self, reason, detail, **extra):
+    def __init__(self, reason, detail, action=codes.SKIPPED, **extra):
         super(Skip, self).__init__(detail)
+        self.action = action
         self.reason = reason
         self.detail = detail
         self.extra = extra
@@ -66,7 +70,7 @@ class FileCompressor(object):
         try:
             result.update(**self._compress(candidate, filesystem))
         except Skip as skip:
-            result.update(action=codes.SKIPPED, reason=skip.reason, detail=skip.detail, **skip.extra)
+            result.update(action=skip.action, reason=skip.reason, detail=skip.detail, **skip.extra)
         except (OSError, ReplaceIncomplete, VerificationError) as exc:
             result.update(action=codes.FAILED, reason=codes.ERROR, detail=str(exc))
         result.seconds = round(time.monotonic() - started, 3)
@@ -105,6 +109,10 @@ class FileCompressor(object):
         found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))
         if found:
             raise Skip(codes.ALREADY_COMPRESSED, 'already %s data' % found)
+        shared = shared_bytes(fd)
+        if shared:
+            raise Skip(codes.SHARED_EXTENTS, '%d bytes of it are shared with a snapshot or a reflinked copy: '
+                       'rewriting it would free nothing there' % shared)
         choice = self.journals.choose(st, candidate.dir_path)
         if choice is None:
             raise Skip(*self.journals.no_choice())
@@ -198,14 +206,8 @@ class FileCompressor(object):
             })
             entry.commit(manifest)
             committed = True
-            try:
-                strategy = replace(dir_fd, candidate.name, candidate.dest_name, original, entry, strategy)
-            except NotStarted as exc:
-                entry.discard()
-                if exc.error.errno == errno.EEXIST:
-                    raise Skip(codes.DEST_EXISTS, '%s appeared just before the rename' % candidate.dest)
-                raise exc.error
-            after = stat_nofollow(dir_fd, candidate.dest_name) if strategy == RECREATE else os.fstat(original.fd)
+            entry = self._durable_copy(entry, st, strategy)
+            strategy, after, note = self._replace(candidate, filesystem, st, dir_fd, original, entry, strategy)
             entry.discard()
         except BaseException:
             # Before the commit nothing was touched: drop the copy.  After
@@ -214,11 +216,65 @@ class FileCompressor(object):
                 entry.discard()
             raise
         result = {'action': codes.COMPRESSED, 'compressed_size': stats.output_size,
-                  'bytes_saved': self._allocated(st) - after.st_blocks * 512, 'strategy': strategy}
-        if lease is not None and not lease.held and lease.unavailable_reason:
+                  'bytes_saved': max(0, self._allocated(st) - after.st_blocks * 512), 'strategy': strategy}
+        if note:
+            result['detail'] = note
+        elif lease is not None and not lease.held and lease.unavailable_reason:
             result['detail'] = 'no write lease (%s): other openers were found by the /proc scan only' \
                 % lease.unavailable_reason
         return result
+
+    def _replace(self, candidate, filesystem, st, dir_fd, original, entry, strategy):
+        """The destructive phase; returns (strategy, stat after, note) or raises Skip/Failed.
+
+        The entry is discarded here when the original is intact again;
+        otherwise it is kept for the rerun that finishes the file.
+        """
+        try:
+            strategy = replace(dir_fd, candidate.name, candidate.dest_name, original, entry, strategy)
+        except NotStarted as exc:
+            entry.discard()
+            if exc.error.errno == errno.EEXIST:
+                raise Skip(codes.DEST_EXISTS, '%s appeared just before the rename' % candidate.dest)
+            raise exc.error
+        except Relabelled as exc:
+            return strategy, os.fstat(original.fd), exc.detail
+        except Raced as exc:
+            entry.discard()
+            raise Skip(exc.reason, exc.detail)
+        except ReplaceIncomplete as exc:
+            raise self._incomplete(exc, candidate, filesystem, st, entry)
+        after = stat_nofollow(dir_fd, candidate.dest_name) if strategy == RECREATE else os.fstat(original.fd)
+        return strategy, after, None
+
+    def _incomplete(self, exc, candidate, filesystem, st, entry):
+        """The write-back stopped: say plainly where the data is, keeping a disk copy if we can."""
+        if exc.original_gone:
+            entry = self._durable_copy(entry, st, None)
+        current = getattr(exc, 'current', None)
+        path_now = os.path.join(candidate.dir_path, current) if current else candidate.dest
+        text = explain(exc, entry, path_now, filesystem['mount'], _rounded_to_blocks(entry.manifest['compressed_size'], st))
+        return Skip(codes.REWRITE_INCOMPLETE, text, action=codes.FAILED, alert='%s: %s' % (candidate.path, text))
+
+    def _durable_copy(self, entry, st, strategy):
+        """Move a RAM copy to a disk journal off the file's filesystem before a long RAM-only window.
+
+        ``strategy`` None: the window is already open (a failed write-back).
+        Inplace windows last one rewrite and take no disk copy.
+        """
+        if strategy == INPLACE or not getattr(entry.journal, 'ram_backed', False):
+            return entry
+        size = entry.manifest['compressed_size']
+        for journal in self.journals.opened():
+            if getattr(journal, 'ram_backed', True) or getattr(journal, 'device', st.st_dev) == st.st_dev:
+                continue
+            try:
+                if journal.available_bytes() - JOURNAL_HEADROOM < size:
+                    continue
+                return journal.adopt(entry)
+            except OSError:
+                continue
+        return entry
 
     def _cap_skip(self, choice):
         details = {

@@ -137,6 +137,30 @@ class Journal(object):
                     raise
         fsync_dir(self._dir_fd)
 
+    def adopt(self, entry):
+        """Move a committed entry of another journal here (data, check, manifest); return the new entry."""
+        manifest = entry.manifest
+        moved = self.create(entry.key)
+        try:
+            source = entry.open_data()
+            try:
+                while True:
+                    chunk = os.read(source, _COPY_CHUNK)
+                    if not chunk:
+                        break
+                    moved.write(chunk)
+            finally:
+                os.close(source)
+            os.fsync(moved._fd)
+            if moved.stored_crc() != (manifest['compressed_crc32'], manifest['compressed_size']):
+                raise OSError(errno.EIO, 'the copy moved to %s does not read back as written' % moved.data_path)
+            moved.commit(dict(manifest))
+        except BaseException:
+            moved.discard()
+            raise
+        entry.discard()
+        return moved
+
     def holds(self, key):
         """Whether a committed entry (a manifest) exists under ``key``."""
         try:

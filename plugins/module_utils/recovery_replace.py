@@ -34,9 +34,12 @@ import os
 
 from . import codes
 from .identity import COMPLETE, GROWN, ORIGINAL, OURS, UNTOUCHED, classify, inode_generation, same_inode
-from .recovery_common import Busy, claim, drop, keep_for_human, locate, recovered
-from .replace import (
-    INPLACE, PHASE_RECREATING, NoSpace, ReplaceIncomplete, choose_strategy, finish_rename, recreate, rewrite_inode,
+from .recovery_common import Busy, claim, drop, keep_for_human, locate, recovered, result
+from .marker import clear_marker
+from .races import Guard, relabel
+from .replace import Relabelled, finish_rename
+from .rewrite import (
+    INPLACE, PHASE_RECREATING, NoSpace, ReplaceIncomplete, choose_strategy, explain, recreate, rewrite_inode,
 )
 from .safe_fs import OpenFile, open_regular, stat_nofollow
 
@@ -115,6 +118,8 @@ def _decide(entry, context, dir_fd, original, names, state, busy, read_only):
     if len(names) == 2 or os.fstat(original.fd).st_nlink > 1:
         return _linked(entry, context, dir_fd, names, state, busy, os.fstat(original.fd).st_nlink)
     if current == name and state in UNTOUCHED:
+        if not context.check_mode and not read_only:
+            clear_marker(original.fd)
         drop(entry, context)
         grown = os.fstat(original.fd).st_size - manifest['size']
         why = 'an interrupted run had not changed the file'
@@ -158,21 +163,35 @@ def _finish(entry, context, dir_fd, original, current):
     manifest = entry.manifest
     st = os.fstat(original.fd)
     mount = context.mounts.find(manifest['dir'], st.st_dev)
+    guard = Guard(dir_fd, original.fd)
+    note = ''
     try:
         strategy = rewrite_inode(original.fd, entry, choose_strategy(mount.fstype if mount else None, st))
+        after = os.fstat(original.fd)
+        problem = guard.problem(current)
+        if problem is not None:
+            note = '; %s, the file was compressed: %s' % (problem.detail, relabel(guard))
+        else:
+            finish_rename(dir_fd, current, manifest['dest'], guard)
     except NoSpace:
         original.close()
         return _recreated(entry, context, dir_fd, current)
+    except Relabelled as exc:
+        note = '; ' + exc.detail
     except ReplaceIncomplete as exc:
-        return keep_for_human(entry, codes.REWRITE_INCOMPLETE, str(exc))
-    after = os.fstat(original.fd)
-    try:
-        finish_rename(dir_fd, current, manifest['dest'], entry)
-    except ReplaceIncomplete as exc:
-        return keep_for_human(entry, codes.REWRITE_INCOMPLETE, str(exc))
+        return _incomplete(entry, exc, os.path.join(manifest['dir'], getattr(exc, 'current', current)), mount, st)
+    clear_marker(original.fd)
     drop(entry, context)
-    return recovered(context, entry, codes.FINISHED, 'finished the compression an interrupted run had started',
+    return recovered(context, entry, codes.FINISHED, 'finished the compression an interrupted run had started' + note,
                      bytes_saved=_saved(manifest, after), strategy=strategy)
+
+
+def _incomplete(entry, exc, path_now, mount, st):
+    need = -(-entry.manifest['compressed_size'] // (st.st_blksize or 4096)) * (st.st_blksize or 4096)
+    text = explain(exc, entry, path_now, mount.mount_point if mount else entry.manifest['dir'], need)
+    found = result(entry, codes.FAILED, codes.REWRITE_INCOMPLETE, text)
+    found.update(alert='%s: %s' % (found.path, text))
+    return found
 
 
 def _recreated(entry, context, dir_fd, current_name=None):
@@ -192,7 +211,9 @@ def _recreated(entry, context, dir_fd, current_name=None):
         return recovered(context, entry, codes.FINISHED, 'an interrupted run would be finished from the journal')
     try:
         strategy = recreate(dir_fd, current_name, dest, entry)
-    except (ReplaceIncomplete, OSError) as exc:
+    except ReplaceIncomplete as exc:
+        return _incomplete(entry, exc, os.path.join(manifest['dir'], dest), None, os.fstat(dir_fd))
+    except OSError as exc:
         return keep_for_human(entry, codes.REWRITE_INCOMPLETE, str(exc))
     drop(entry, context)
     return recovered(context, entry, codes.FINISHED, 'finished the compression an interrupted run had started',

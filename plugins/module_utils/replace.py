@@ -5,51 +5,32 @@
 
 """Turn the original inode into its own .gz, from a verified journal copy.
 
-The inode is kept: owner, group, mode, ACLs, xattrs and SELinux label stay
-as they were, nothing is ever more permissive than the original, and no new
-inode is needed.  ``inplace`` overwrites from offset 0 and truncates after:
-on filesystems that overwrite blocks in place this needs no free block at
-all.  ``truncate_first`` frees the old blocks before writing, for
-copy-on-write filesystems and sparse files, where an overwrite would need
-new blocks.  Both are safe only because the journal holds a verified copy
-until the end.
+This is a private module_utils file of sre.cmemgzip: it may change without
+notice.
 
-``recreate`` is the last resort, for a filesystem that cannot change a file
-at all but can still unlink one (btrfs whose metadata space is exhausted):
-the original goes, and NAME.gz is created like logrotate creates its output
-(O_EXCL|O_NOFOLLOW at 0600, owner, xattrs - ACLs and SELinux label among
-them - then mode, data, fsync, times).  The manifest says so before the
-unlink, so that recovery knows the new file is ours to write.
+The steps: rename NAME to NAME.gz (never replacing), rewrite the inode
+(rewrite.py), and, if the rename had to wait, rename after.  The inode is
+kept: owner, group, mode, ACLs, xattrs and SELinux label stay as they were,
+nothing is ever more permissive than the original, and no new inode is
+needed.  Before and after each step the name is checked to still be our
+inode with one link (races.py); a step someone raced is undone.  While the
+only complete copy is in a RAM journal the inode carries a marker
+(marker.py) so that a reboot in that window is not silent.
 """
 
 from __future__ import absolute_import, division, print_function
 
-import base64
 import errno
 import os
-import stat
-import zlib
 
 from .errors import CmemgzipError
-from .identity import inode_generation
-from .safe_fs import rename_noreplace, fsync_dir, syncfs
-from .mounts import COPY_ON_WRITE_FSTYPES
+from .identity import holds_original
+from .marker import clear_marker, set_marker
+from .races import Guard, Raced, relabel, undo_rename
+from .rewrite import NoSpace, ReplaceIncomplete, recreate, restore_original, rewrite_inode
+from .safe_fs import fsync_dir, rename_noreplace, stat_nofollow
 
-INPLACE = 'inplace'
-TRUNCATE_FIRST = 'truncate_first'
-RECREATE = 'recreate'
-PHASE_RECREATING = 'recreating'
-_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC  # read back after writing
-_CHUNK = 4 * 1024 * 1024
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-class ReplaceIncomplete(CmemgzipError):
-    """The inode could not be rewritten; the journal still has the copy."""
-
-
-class NoSpace(ReplaceIncomplete):
-    """The filesystem refused even to shrink the file."""
 
 
 class NotStarted(CmemgzipError):
@@ -60,110 +41,72 @@ class NotStarted(CmemgzipError):
         self.error = error
 
 
-def choose_strategy(fstype, st):
-    if fstype in COPY_ON_WRITE_FSTYPES:
-        return TRUNCATE_FIRST
-    # A sparse file has holes: writing into them would need new blocks.
-    if st.st_blocks * 512 < st.st_size:
-        return TRUNCATE_FIRST
-    return INPLACE
+class Relabelled(Raced):
+    """The file was compressed, but someone renamed or linked it during the last step: its names got .gz."""
 
 
-def _pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
+class Incomplete(ReplaceIncomplete):
+    """ReplaceIncomplete that knows where the file is now and what it holds.
 
-
-def _copy_into(fd, entry):
-    source = entry.open_data()
-    try:
-        offset = 0
-        while True:
-            chunk = os.read(source, _CHUNK)
-            if not chunk:
-                break
-            _pwrite_all(fd, chunk, offset)
-            offset += len(chunk)
-    finally:
-        os.close(source)
-    os.ftruncate(fd, offset)
-    return offset
-
-
-def _written_crc(fd, size):
-    crc = 0
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
-        if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        offset += len(chunk)
-    return crc, offset
-
-
-def rewrite_inode(fd, entry, strategy):
-    """Write the journal's copy into ``fd``; return the strategy that worked.
-
-    Raises ReplaceIncomplete, leaving the journal in place, when the
-    filesystem cannot take the data; a later run finishes the job.
+    ``state``: 'untouched' (renamed only), 'partial' (the original is gone,
+    the copy only partly written) or 'complete' (written and verified, but a
+    name or a sync is missing).
     """
-    manifest = entry.manifest
-    try:
-        if strategy == TRUNCATE_FIRST:
-            _truncate_and_commit(fd)
-        try:
-            _copy_into(fd, entry)
-        except OSError as exc:
-            if exc.errno not in _NO_SPACE:
-                raise
-            # In place needed blocks after all (reflinked or preallocated
-            # extents, a copy-on-write filesystem we did not recognise).
-            # The old blocks are the only space we can count on: free them.
-            _truncate_and_commit(fd)
-            strategy = TRUNCATE_FIRST
-            _copy_into(fd, entry)
-        os.utime(fd, ns=(manifest['atime_ns'], manifest['mtime_ns']))
-        os.fsync(fd)
-    except OSError as exc:
-        error = NoSpace if exc.errno in _NO_SPACE else ReplaceIncomplete
-        raise error('rewriting the file failed: %s; the verified copy stays at %s' % (exc, entry.data_path))
-    _check_written(fd, entry)
-    return strategy
 
-
-def _check_written(fd, entry):
-    manifest = entry.manifest
-    crc, size = _written_crc(fd, manifest['compressed_size'])
-    if (crc, size) != (manifest['compressed_crc32'], manifest['compressed_size']) \
-            or os.fstat(fd).st_size != size:
-        raise ReplaceIncomplete('the file does not read back as written; the verified copy stays at %s'
-                                % entry.data_path)
-
-
-def _truncate_and_commit(fd):
-    os.ftruncate(fd, 0)
-    os.fsync(fd)
-    try:
-        syncfs(fd)
-    except OSError:
-        pass
+    def __init__(self, what, error, current, state):
+        super(Incomplete, self).__init__(what, error, original_gone=state != 'untouched')
+        self.current = current
+        self.state = state
 
 
 def replace(dir_fd, name, dest, original, entry, strategy):
     """Rename ``name`` to ``dest`` (never replacing), then rewrite the inode.
 
-    ``original`` is the file's OpenFile.  The rename comes first so that an
-    existing ``dest`` stops us before any byte changes (NotStarted).
-    Returns the strategy that worked.
+    ``original`` is the file's OpenFile.  Returns the strategy that worked.
+    Raises NotStarted (nothing changed), Raced (someone moved the file: our
+    step was undone), Relabelled (compressed; the names now end in .gz) or
+    Incomplete (the journal keeps the copy).
     """
     fd = original.fd
+    guard = Guard(dir_fd, fd)
+    guard.check(name)
+    marked = getattr(entry.journal, 'ram_backed', False) and set_marker(fd, entry)
+    try:
+        current = _rename(dir_fd, name, dest, entry, guard)
+    except BaseException:
+        if marked:
+            clear_marker(fd)
+        raise
+    try:
+        fsync_dir(dir_fd)
+    except OSError as exc:
+        raise Incomplete('the file was renamed to %s but syncing its directory failed' % current, exc, current,
+                         'untouched')
+
+    def before_shrink(overwritten):
+        problem = guard.problem(current)
+        if problem is not None:
+            raise _undo(dir_fd, name, dest, current, fd, entry, problem, overwritten)
+
+    try:
+        strategy = rewrite_inode(fd, entry, strategy, before_shrink)
+    except NoSpace:
+        _still_ours(guard, current)
+        # An unlinked inode keeps its blocks while a descriptor is open.
+        original.close()
+        return recreate(dir_fd, current, dest, entry)
+    except ReplaceIncomplete as exc:
+        raise Incomplete(exc.what, exc.error, current, 'partial')
+    _relabel_if_raced(guard, current)
+    finish_rename(dir_fd, current, dest, guard)
+    clear_marker(fd)
+    return strategy
+
+
+def _rename(dir_fd, name, dest, entry, guard):
+    """The first destructive step; returns the name the inode has afterwards."""
     try:
         rename_noreplace(dir_fd, name, dir_fd, dest)
-        current = dest
     except OSError as exc:
         if exc.errno not in _NO_SPACE:
             raise NotStarted(exc)
@@ -171,90 +114,63 @@ def replace(dir_fd, name, dest, original, entry, strategy):
         # has none (btrfs keeps names in metadata, which fills up too).
         # Compress under the old name first, rename after; the manifest
         # says so, for recovery: gzip data under the plain name is ours.
-        current = name
         entry.update(rename_refused=True)
-    fsync_dir(dir_fd)
-    try:
-        strategy = rewrite_inode(fd, entry, strategy)
-    except NoSpace:
-        # An unlinked inode keeps its blocks while a descriptor is open.
-        original.close()
-        return recreate(dir_fd, current, dest, entry)
-    finish_rename(dir_fd, current, dest, entry)
-    return strategy
+        return name
+    problem = guard.problem(dest)
+    if problem is not None:
+        # We renamed whatever was at NAME: put it back.
+        raise Raced(problem.reason, '%s; %s, nothing was written' % (problem.detail, undo_rename(dir_fd, name, dest)))
+    return dest
 
 
-def finish_rename(dir_fd, current, dest, entry):
+def _undo(dir_fd, name, dest, current, fd, entry, problem, overwritten):
+    """Someone moved or linked the file before the truncate: put the original back."""
+    done = []
+    if overwritten:
+        try:
+            restore_original(fd, entry)
+        except OSError as exc:
+            return Incomplete('%s; putting the original\'s bytes back failed' % problem.detail, exc, current,
+                              'partial')
+        if holds_original(fd, entry.manifest) is None:
+            return Incomplete('%s; the original\'s bytes put back do not match its CRC-32' % problem.detail, None,
+                              current, 'partial')
+        done.append('its original content was put back')
+    if current == dest and _names_inode(dir_fd, dest, fd):
+        done.append(undo_rename(dir_fd, name, dest))
+    clear_marker(fd)
+    return Raced(problem.reason, '%s; %s' % (problem.detail, ', '.join(done) or 'nothing was written'))
+
+
+def _names_inode(dir_fd, name, fd):
+    st = stat_nofollow(dir_fd, name)
+    mine = os.fstat(fd)
+    return st is not None and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _still_ours(guard, current):
+    problem = guard.problem(current)
+    if problem is not None:
+        raise Incomplete('%s; it was not unlinked to be recreated' % problem.detail, None, current, 'partial')
+
+
+def finish_rename(dir_fd, current, dest, guard=None):
+    """The rename that had to wait (rename refused), then the directory's fsync."""
     if current != dest:
+        _relabel_if_raced(guard, current)
         try:
             rename_noreplace(dir_fd, current, dir_fd, dest)
         except OSError as exc:
-            raise ReplaceIncomplete('%s holds the compressed data but could not be renamed to %s: %s; '
-                                    'a rerun renames it, the verified copy stays at %s'
-                                    % (current, dest, exc.strerror, entry.data_path))
-    fsync_dir(dir_fd)
-
-
-def file_metadata(fd):
-    """Owner, mode and extended attributes (ACLs, SELinux label) to recreate a file."""
-    st = os.fstat(fd)
-    xattrs = {}
+            raise Incomplete('%s holds the compressed data but could not be renamed to %s' % (current, dest), exc,
+                             current, 'complete')
+        _relabel_if_raced(guard, dest)
     try:
-        names = os.listxattr(fd)
-    except OSError:
-        names = []
-    for attr in names:
-        try:
-            xattrs[attr] = base64.b64encode(os.getxattr(fd, attr)).decode('ascii')
-        except OSError:
-            continue
-    return {'uid': st.st_uid, 'gid': st.st_gid, 'mode': stat.S_IMODE(st.st_mode), 'xattrs': xattrs}
-
-
-def recreate(dir_fd, current, dest, entry):
-    """Unlink ``current`` (original or partial .gz) and write ``dest`` anew."""
-    entry.update(phase=PHASE_RECREATING)
-    if current is not None:
-        os.unlink(current, dir_fd=dir_fd)
         fsync_dir(dir_fd)
-    try:
-        syncfs(dir_fd)
-        fd = os.open(dest, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
     except OSError as exc:
-        raise ReplaceIncomplete('could not create %s: %s; the verified copy stays at %s'
-                                % (dest, exc.strerror, entry.data_path))
-    try:
-        # Recovery writes into this inode only: a file someone else creates
-        # under NAME.gz later is never ours.
-        entry.update(created_ino=os.fstat(fd).st_ino, created_generation=inode_generation(fd))
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        _write_new_file(fd, entry)
-    finally:
-        os.close(fd)
-    fsync_dir(dir_fd)
-    return RECREATE
+        raise Incomplete('%s is complete but syncing its directory failed' % dest, exc, dest, 'complete')
 
 
-def _write_new_file(fd, entry):
-    manifest = entry.manifest
-    metadata = manifest['metadata']
-    try:
-        os.fchown(fd, metadata['uid'], metadata['gid'])
-        for attr, value in sorted(metadata['xattrs'].items()):
-            try:
-                os.setxattr(fd, attr, base64.b64decode(value))
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
-                    raise
-        os.fchmod(fd, metadata['mode'])
-        _copy_into(fd, entry)
-        # Read back before the times are set: the read would move the atime.
-        _check_written(fd, entry)
-        os.utime(fd, ns=(manifest['atime_ns'], manifest['mtime_ns']))
-        os.fsync(fd)
-    except OSError as exc:
-        raise ReplaceIncomplete('writing the new file failed: %s; the verified copy stays at %s'
-                                % (exc, entry.data_path))
+def _relabel_if_raced(guard, name):
+    problem = guard.problem(name) if guard is not None else None
+    if problem is not None:
+        raise Relabelled(problem.reason, '%s; the file was already compressed: %s' % (problem.detail, relabel(guard)))

@@ -23,12 +23,11 @@ from fullfs import MiB, gunzip_sha256, log_bytes, sha256_bytes
 DIE_IN_RECREATE = textwrap.dedent('''
     import os, sys
     sys.path.insert(0, {collections!r})
-    from ansible_collections.sre.cmemgzip.plugins.module_utils import engine, replace
+    from ansible_collections.sre.cmemgzip.plugins.module_utils import engine, replace, rewrite
 
-    def refuse(fd, entry, strategy):
+    def refuse(fd, entry, strategy, before_shrink=None):
         raise replace.NoSpace('simulated: the filesystem cannot change the file')
 
-    real_copy = replace._copy_into
     def copy_half_then_die(fd, entry):
         if {point!r} == 'after_unlink':
             os._exit(9)
@@ -38,7 +37,7 @@ DIE_IN_RECREATE = textwrap.dedent('''
         os._exit(9)
 
     replace.rewrite_inode = refuse
-    replace._copy_into = copy_half_then_die
+    rewrite.copy_over = copy_half_then_die
     engine.run(engine.Options(paths=[{path!r}], min_size=0, journal_dir={journal!r}))
 ''')
 

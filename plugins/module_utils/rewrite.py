@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Write a verified journal copy back: over the original inode, or into a new one.
+
+This is a private module_utils file of sre.cmemgzip: it may change without
+notice.
+
+``inplace`` overwrites from offset 0 and truncates after: on filesystems
+that overwrite blocks in place this needs no free block at all.
+``truncate_first`` frees the old blocks before writing, for copy-on-write
+filesystems and sparse files, where an overwrite would need new blocks: it
+reserves the freed blocks again at once (fallocate), so that another writer
+cannot take them while the journal holds the only copy.  ``recreate`` is the
+last resort, for a filesystem that cannot change a file at all but can
+still unlink one (btrfs whose metadata space is exhausted): NAME.gz is
+created like logrotate creates its output (O_EXCL|O_NOFOLLOW at 0600,
+owner, xattrs - ACLs and SELinux label among them - then mode, data, fsync,
+times).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import base64
+import errno
+import os
+import stat
+import zlib
+
+from .errors import CmemgzipError
+from .identity import inode_generation
+from .mounts import COPY_ON_WRITE_FSTYPES
+from .safe_fs import fsync_dir, syncfs
+from .space import ReservationFailed, reserve
+
+INPLACE = 'inplace'
+TRUNCATE_FIRST = 'truncate_first'
+RECREATE = 'recreate'
+PHASE_RECREATING = 'recreating'
+# Our marker of an unfinished rewrite (marker.py): never copied to a new file.
+MARKER_XATTR = 'user.cmemgzip'
+_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC  # read back after writing
+_CHUNK = 4 * 1024 * 1024
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class ReplaceIncomplete(CmemgzipError):
+    """The copy could not be written back; the journal still has it.
+
+    ``error`` is the OSError behind it (or None), ``original_gone`` whether
+    the file had already lost its original content.
+    """
+
+    def __init__(self, what, error=None, original_gone=True):
+        super(ReplaceIncomplete, self).__init__('%s: %s' % (what, error.strerror if error is not None and
+                                                              error.strerror else error) if error else what)
+        self.what = what
+        self.error = error
+        self.original_gone = original_gone
+
+    @property
+    def no_space(self):
+        return self.error is not None and getattr(self.error, 'errno', None) in _NO_SPACE
+
+
+class NoSpace(ReplaceIncomplete):
+    """The filesystem refused even to shrink the file."""
+
+
+def choose_strategy(fstype, st):
+    if fstype in COPY_ON_WRITE_FSTYPES:
+        return TRUNCATE_FIRST
+    # A sparse file has holes: writing into them would need new blocks.
+    if st.st_blocks * 512 < st.st_size:
+        return TRUNCATE_FIRST
+    return INPLACE
+
+
+def _pwrite_all(fd, data, offset):
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def copy_over(fd, entry):
+    """Write the journal copy over ``fd`` from offset 0; return its size (nothing truncated)."""
+    source = entry.open_data()
+    try:
+        offset = 0
+        while True:
+            chunk = os.read(source, _CHUNK)
+            if not chunk:
+                return offset
+            _pwrite_all(fd, chunk, offset)
+            offset += len(chunk)
+    finally:
+        os.close(source)
+
+
+def written_crc(fd, size):
+    crc = 0
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
+        if not chunk:
+            break
+        crc = zlib.crc32(chunk, crc)
+        offset += len(chunk)
+    return crc, offset
+
+
+def check_written(fd, entry):
+    manifest = entry.manifest
+    crc, size = written_crc(fd, manifest['compressed_size'])
+    if (crc, size) != (manifest['compressed_crc32'], manifest['compressed_size']) \
+            or os.fstat(fd).st_size != size:
+        raise ReplaceIncomplete('the file does not read back as written')
+
+
+def free_and_reserve(fd, size):
+    """Release every block of ``fd``, then take ``size`` bytes back before anyone else can."""
+    os.ftruncate(fd, 0)
+    reserve(fd, size)
+
+
+def rewrite_inode(fd, entry, strategy, before_shrink=None):
+    """Write the journal's copy into ``fd``; return the strategy that worked.
+
+    ``before_shrink(overwritten)`` runs just before the first step that
+    gives blocks away (the truncate): until then an in-place overwrite can
+    still be undone (restore_original); ``overwritten`` says whether bytes
+    were written already.  Raises NoSpace when the filesystem cannot
+    take the data, ReplaceIncomplete on other errors; the journal stays.
+    """
+    manifest = entry.manifest
+    size = manifest['compressed_size']
+    try:
+        if strategy == TRUNCATE_FIRST:
+            if before_shrink is not None:
+                before_shrink(False)
+            free_and_reserve(fd, size)
+            copy_over(fd, entry)
+        else:
+            try:
+                copy_over(fd, entry)
+            except OSError as exc:
+                if exc.errno not in _NO_SPACE:
+                    raise
+                # In place needed blocks after all (reflinked or preallocated
+                # extents, a copy-on-write filesystem we did not recognise).
+                # The old blocks are the only space we can count on.
+                if before_shrink is not None:
+                    before_shrink(True)
+                strategy = TRUNCATE_FIRST
+                free_and_reserve(fd, size)
+                copy_over(fd, entry)
+            else:
+                if before_shrink is not None:
+                    before_shrink(True)
+        os.ftruncate(fd, size)
+        os.utime(fd, ns=(manifest['atime_ns'], manifest['mtime_ns']))
+        os.fsync(fd)
+    except ReservationFailed as exc:
+        raise NoSpace('the blocks the file had freed were taken by another writer', exc)
+    except OSError as exc:
+        raise (NoSpace if exc.errno in _NO_SPACE else ReplaceIncomplete)('rewriting the file failed', exc)
+    check_written(fd, entry)
+    return strategy
+
+
+def restore_original(fd, entry):
+    """Undo an overwrite that was not yet truncated: the original's first bytes, from the journal."""
+    manifest = entry.manifest
+    length = manifest['compressed_size']
+    source = entry.open_data()
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    offset = 0
+    try:
+        while offset < length:
+            data = inflater.unconsumed_tail or os.read(source, _CHUNK)
+            if not data:
+                break
+            piece = inflater.decompress(data, _CHUNK)[:length - offset]
+            _pwrite_all(fd, piece, offset)
+            offset += len(piece)
+    finally:
+        os.close(source)
+    os.utime(fd, ns=(manifest['atime_ns'], manifest['mtime_ns']))
+    os.fsync(fd)
+    return offset
+
+
+def file_metadata(fd):
+    """Owner, mode and extended attributes (ACLs, SELinux label) to recreate a file."""
+    st = os.fstat(fd)
+    xattrs = {}
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        names = []
+    for attr in names:
+        if attr == MARKER_XATTR:
+            continue
+        try:
+            xattrs[attr] = base64.b64encode(os.getxattr(fd, attr)).decode('ascii')
+        except OSError:
+            continue
+    return {'uid': st.st_uid, 'gid': st.st_gid, 'mode': stat.S_IMODE(st.st_mode), 'xattrs': xattrs}
+
+
+def recreate(dir_fd, current, dest, entry):
+    """Unlink ``current`` (original or partial .gz) and write ``dest`` anew."""
+    entry.update(phase=PHASE_RECREATING)
+    if current is not None:
+        os.unlink(current, dir_fd=dir_fd)
+        fsync_dir(dir_fd)
+    try:
+        syncfs(dir_fd)
+        fd = os.open(dest, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        raise ReplaceIncomplete('could not create %s' % dest, exc)
+    try:
+        # Recovery writes into this inode only: a file someone else creates
+        # under NAME.gz later is never ours.
+        entry.update(created_ino=os.fstat(fd).st_ino, created_generation=inode_generation(fd))
+        _write_new_file(fd, entry)
+    finally:
+        os.close(fd)
+    fsync_dir(dir_fd)
+    return RECREATE
+
+
+def _write_new_file(fd, entry):
+    manifest = entry.manifest
+    metadata = manifest['metadata']
+    try:
+        os.fchown(fd, metadata['uid'], metadata['gid'])
+        for attr, value in sorted(metadata['xattrs'].items()):
+            try:
+                os.setxattr(fd, attr, base64.b64decode(value))
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
+                    raise
+        os.fchmod(fd, metadata['mode'])
+        reserve(fd, manifest['compressed_size'])
+        os.ftruncate(fd, copy_over(fd, entry))
+        # Read back before the times are set: the read would move the atime.
+        check_written(fd, entry)
+        os.utime(fd, ns=(manifest['atime_ns'], manifest['mtime_ns']))
+        os.fsync(fd)
+    except ReservationFailed as exc:
+        raise NoSpace('the blocks freed by the unlink were taken by another writer', exc)
+    except OSError as exc:
+        raise ReplaceIncomplete('writing the new file failed', exc)
+
+
+def explain(exc, entry, path_now, mount_point, need):
+    """What a user must know when a write-back stopped: where the data is, what to do."""
+    copy = entry.data_path
+    in_ram = getattr(entry.journal, 'ram_backed', False)
+    state = getattr(exc, 'state', 'partial' if exc.original_gone else 'untouched')
+    where = '%s%s' % (copy, ' (in RAM)' if in_ram else '')
+    if state == 'untouched':
+        return ('%s; the file is now %s, its content not rewritten yet; the verified copy is at %s; a rerun '
+                'finishes the job' % (exc, path_now, where))
+    if state == 'complete':
+        return ('%s; %s holds the complete, verified compressed data; the copy stays at %s until a rerun has '
+                'confirmed it' % (exc, path_now, where))
+    text = ('the original is gone: %s holds an incomplete compressed copy (%s); the only complete copy is at %s'
+            % (path_now, exc, copy))
+    if in_ram:
+        text += ' in RAM: do not reboot'
+    if exc.no_space:
+        text += '; free %d bytes on %s and rerun: the next run finishes the file from that copy' % (need, mount_point)
+    else:
+        text += '; fix the cause and rerun: the next run finishes the file from that copy'
+    return text
