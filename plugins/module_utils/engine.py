@@ -25,7 +25,7 @@ from .file_job import FileCompressor
 from .gzip_member import threads_within
 from .journal_set import JournalSet
 from .live import LiveCompressor
-from .marker import lost_rewrites, names_to_check
+from .marker import lost_rewrites, paths_to_check
 from .mounts import MountTable
 from .recovery import recover_journals
 from .result_cap import DEFAULT_MAX_FILE_RESULTS, cap_results
@@ -143,8 +143,9 @@ class Run(object):
     def _compress_all(self):
         candidates = Discovery(self.options).candidates()
         # Files an interrupted rewrite left incomplete, whose RAM copy a reboot took.
-        lost, marked = lost_rewrites(names_to_check(candidates), self.compressor.pending_keys,
-                                     self.options.check_mode)
+        check_mode = self.options.check_mode
+        suspects = paths_to_check(candidates, self.options.paths, self.mounts, check_mode)
+        lost, marked = lost_rewrites(suspects, self.compressor.pending_keys, check_mode, self.mounts)
         self.files.extend(lost)
         candidates = [c for c in candidates if c.path not in marked]
         ready = [c for c in candidates if not c.reason]

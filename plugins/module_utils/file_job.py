@@ -22,6 +22,7 @@ from .errors import CmemgzipError
 from .formats import LONGEST_MAGIC, compressed_format
 from .identity import capture, entry_key, filesystem_id
 from .gzip_member import Cancelled, OutputLimitExceeded, VerificationError, compress_stream
+from .marker import Marker
 from .races import Raced
 from .replace import NotStarted, Relabelled, replace
 from .rewrite import INPLACE, RECREATE, ReplaceIncomplete, choose_strategy, explain, file_metadata
@@ -195,7 +196,7 @@ class FileCompressor(object):
                 raise Skip(codes.OPEN, 'another process opened the file while it was compressed')
             if stat_nofollow(dir_fd, candidate.dest_name) is not None:
                 raise Skip(codes.DEST_EXISTS, '%s appeared while compressing' % candidate.dest)
-            strategy = choose_strategy(filesystem['fstype'], st)
+            strategy = choose_strategy(filesystem['fstype'], st, fd, stats.output_size)
             manifest = capture(fd, st, stats.crc32)
             manifest.update({
                 'version': MANIFEST_VERSION, 'kind': KIND_REPLACE, 'dir': os.path.realpath(candidate.dir_path),
@@ -230,22 +231,31 @@ class FileCompressor(object):
         The entry is discarded here when the original is intact again;
         otherwise it is kept for the rerun that finishes the file.
         """
+        marker = Marker(original.fd, entry, filesystem['mount'])
+        if getattr(entry.journal, 'ram_backed', False):
+            marker.place()
         try:
             strategy = replace(dir_fd, candidate.name, candidate.dest_name, original, entry, strategy)
         except NotStarted as exc:
+            marker.remove()
             entry.discard()
             if exc.error.errno == errno.EEXIST:
                 raise Skip(codes.DEST_EXISTS, '%s appeared just before the rename' % candidate.dest)
             raise exc.error
         except Relabelled as exc:
+            marker.remove()
             return strategy, os.fstat(original.fd), exc.detail
         except Raced as exc:
+            marker.remove()
             entry.discard()
             raise Skip(exc.reason, exc.detail)
         except ReplaceIncomplete as exc:
             raise self._incomplete(exc, candidate, filesystem, st, entry)
-        after = stat_nofollow(dir_fd, candidate.dest_name) if strategy == RECREATE else os.fstat(original.fd)
-        return strategy, after, None
+        if strategy == RECREATE:
+            marker.remove(file_gone=True)
+            return strategy, stat_nofollow(dir_fd, candidate.dest_name), None
+        marker.remove()
+        return strategy, os.fstat(original.fd), None
 
     def _incomplete(self, exc, candidate, filesystem, st, entry):
         """The write-back stopped: say plainly where the data is, keeping a disk copy if we can."""

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""A mark on the file itself while its only complete copy is in RAM.
+"""Marks on the filesystem itself while a file's only complete copy is in RAM.
 
 This is a private module_utils file of sre.cmemgzip: it may change without
 notice.
@@ -12,19 +12,29 @@ A journal in /dev/shm does not survive a reboot.  If the host reboots while
 a rewrite is unfinished (an I/O error, a full filesystem, a power cut), the
 file is left incomplete and the copy is gone: later runs must not stay
 silent.  Before its first destructive step on a file whose copy is only in
-RAM, the run sets the extended attribute ``user.cmemgzip`` on the inode
-(a few dozen bytes: it fits inside the inode on ext4 and xfs, so it needs
-no free block); it removes it once the file is complete.  A later run that
-meets a marked file (under the names it looks at: NAME and NAME.gz of every
-candidate) whose journal entry is gone reports it as ``journal_lost``.
-Best effort: a filesystem without user xattrs (tmpfs before Linux 6.6, or a
-full btrfs metadata space) gets no marker, which docs/how-it-works.md says.
+RAM, a run sets two extended attributes, both a few dozen bytes (they fit
+inside the inode on ext4 and xfs, so they need no free block):
+
+* ``user.cmemgzip`` on the file: the journal key, the compressed size and
+  CRC-32 (they prove a file complete), the time;
+* ``user.cmemgzip.<inode>`` on the directory the filesystem is mounted at:
+  the file's handle (name_to_handle_at), so that a later run finds the file
+  whatever its name and whatever paths it was given on that filesystem.
+
+Both go once the file is complete.  A later run looks at the mount
+directories of its paths and at NAME and NAME.gz of its candidates; a marked
+file whose journal entry is gone is reported ``journal_lost``.  Best effort:
+a filesystem without user xattrs (tmpfs before Linux 6.6) or without room
+for them gets no mark, and a non-root run cannot follow handles.
 """
 
 from __future__ import absolute_import, division, print_function
 
+import ctypes
 import errno
+import glob
 import os
+import struct
 import time
 
 from . import codes
@@ -33,48 +43,121 @@ from .results import FileResult
 from .rewrite import MARKER_XATTR
 
 GZ = '.gz'
+ROOT_PREFIX = MARKER_XATTR + '.'
 _VERSION = 'v1'
+_AT_EMPTY_PATH = 0x1000
+_MAX_HANDLE = 128
+_HANDLE_HEADER = struct.Struct('=Ii')
 
 
-def set_marker(fd, entry):
-    """Mark ``fd`` as holding an unfinished rewrite of ``entry``; False when the filesystem refused."""
-    manifest = entry.manifest
-    value = '%s %s %d %d %d' % (_VERSION, entry.key, manifest['compressed_size'], manifest['compressed_crc32'],
-                                int(time.time()))
+class Marker(object):
+    """The marks of one file being rewritten from a RAM copy."""
+
+    def __init__(self, fd, entry, mount_point):
+        self.fd = fd
+        self.ino = os.fstat(fd).st_ino
+        self.entry = entry
+        self.mount_point = mount_point
+        self.placed = False
+
+    def place(self):
+        manifest = self.entry.manifest
+        value = '%s %s %d %d %d' % (_VERSION, self.entry.key, manifest['compressed_size'],
+                                    manifest['compressed_crc32'], int(time.time()))
+        try:
+            os.setxattr(self.fd, MARKER_XATTR, value.encode('ascii'))
+        except OSError:
+            return False
+        self.placed = True
+        handle = _handle_of(self.fd)
+        if handle is not None and self.mount_point:
+            _on_dir(self.mount_point, lambda fd: os.setxattr(fd, ROOT_PREFIX + str(self.ino), handle))
+        return True
+
+    def remove(self, file_gone=False):
+        """Remove the marks; ``file_gone``: the file was unlinked (recreate), only the pointer is left."""
+        if self.placed:
+            remove_marks(None if file_gone else self.fd, self.mount_point, self.ino)
+            self.placed = False
+
+
+def remove_marks(fd, mount_point, ino=None):
+    """Remove the file's mark and its filesystem's pointer to it (absent ones are fine)."""
+    if fd is not None:
+        ino = os.fstat(fd).st_ino
+        try:
+            os.removexattr(fd, MARKER_XATTR)
+        except OSError:
+            pass
+    if mount_point and ino is not None:
+        _on_dir(mount_point, lambda dir_fd: os.removexattr(dir_fd, ROOT_PREFIX + str(ino)))
+
+
+def _on_dir(path, action):
     try:
-        os.setxattr(fd, MARKER_XATTR, value.encode('ascii'))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
-    return True
-
-
-def clear_marker(fd):
     try:
-        os.removexattr(fd, MARKER_XATTR)
-    except OSError as exc:
-        if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            return False
-    return True
+        action(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _handle_of(fd):
+    buf = ctypes.create_string_buffer(_HANDLE_HEADER.size + _MAX_HANDLE)
+    _HANDLE_HEADER.pack_into(buf, 0, _MAX_HANDLE, 0)
+    mount_id = ctypes.c_int()
+    function = getattr(_libc(), 'name_to_handle_at', None)
+    if function is None or function(fd, b'', buf, ctypes.byref(mount_id), _AT_EMPTY_PATH) != 0:
+        return None
+    size = _HANDLE_HEADER.unpack_from(buf, 0)[0]
+    return buf.raw[:_HANDLE_HEADER.size + size]
+
+
+def _open_handle(mount_fd, handle):
+    """A path of the file ``handle`` names on the filesystem of ``mount_fd``; None, or ESTALE when it is gone."""
+    libc = _libc()
+    function = getattr(libc, 'open_by_handle_at', None)
+    if function is None:
+        return None
+    buf = ctypes.create_string_buffer(handle, len(handle))
+    fd = function(mount_fd, buf, os.O_PATH | os.O_CLOEXEC)
+    if fd < 0:
+        return errno.ESTALE if ctypes.get_errno() in (errno.ESTALE, errno.ENOENT) else None
+    try:
+        return os.readlink('/proc/self/fd/%d' % fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_marker(path):
-    """The marker of ``path`` as a dict, or None."""
+    """The mark of ``path`` as a dict, or None."""
     try:
         raw = os.getxattr(path, MARKER_XATTR, follow_symlinks=False)
     except OSError:
         return None
     fields = raw.decode('ascii', 'replace').split()
-    if len(fields) != 5 or fields[0] != _VERSION:
-        return {'key': None, 'raw': raw}
     try:
-        return {'key': fields[1], 'compressed_size': int(fields[2]), 'compressed_crc32': int(fields[3]),
-                'time': int(fields[4])}
+        if len(fields) == 5 and fields[0] == _VERSION:
+            return {'key': fields[1], 'compressed_size': int(fields[2]), 'compressed_crc32': int(fields[3]),
+                    'time': int(fields[4])}
     except ValueError:
-        return {'key': None, 'raw': raw}
+        pass
+    return {'key': None}
 
 
 def _complete(path, marker):
-    """Whether the marked file holds exactly the compressed copy (finished, the mark left behind)."""
+    """Whether the marked file holds exactly the compressed copy (finished; only the mark was left)."""
     if marker.get('key') is None:
         return False
     try:
@@ -88,24 +171,49 @@ def _complete(path, marker):
         os.close(fd)
 
 
-def lost_rewrites(paths, pending_keys, check_mode):
-    """FileResults for marked files whose journal entry is gone; the marked paths.
+def marked_by_filesystem(mount_points, check_mode):
+    """Paths the mount directories point at (the files of unfinished RAM rewrites).
 
-    ``paths``: the names a run looks at.  A marked file whose key is still in
-    a journal is recovery's; a complete one only lost its mark (removed).
+    A pointer to a file deleted since (a human removed it) is removed.
+    """
+    found = []
+    for mount_point in mount_points:
+        try:
+            fd = os.open(mount_point, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            for name in os.listxattr(fd):
+                if not name.startswith(ROOT_PREFIX):
+                    continue
+                path = _open_handle(fd, os.getxattr(fd, name))
+                if path == errno.ESTALE and not check_mode:
+                    os.removexattr(fd, name)
+                elif path is not None and path != errno.ESTALE:
+                    found.append(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return found
+
+
+def lost_rewrites(paths, pending_keys, check_mode, mounts):
+    """FileResults for marked files whose journal entry is gone; the set of marked paths.
+
+    A marked file whose key is still in a journal is recovery's; a complete
+    one only lost its marks (they are removed).
     """
     found = []
     marked = set()
     for path in paths:
         marker = read_marker(path)
-        if marker is None or marker.get('key') in pending_keys:
+        if marker is None or path in marked or marker.get('key') in pending_keys:
             continue
+        mount = mounts.find(path)
         if _complete(path, marker):
             if not check_mode:
-                try:
-                    os.removexattr(path, MARKER_XATTR, follow_symlinks=False)
-                except OSError:
-                    pass
+                _on_file(path, lambda fd: remove_marks(fd, mount.mount_point if mount else None))
             continue
         marked.add(path)
         since = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(marker['time'])) if marker.get('time') else '?'
@@ -113,18 +221,42 @@ def lost_rewrites(paths, pending_keys, check_mode):
                                 detail='a run that rewrote this file (since %s) did not finish, and its journal copy '
                                        '(key %s) is gone, most likely with a reboot that emptied a RAM journal: the '
                                        'file may be incomplete. Check it with gzip -t; if that fails restore it from '
-                                       'a backup. Then remove the mark: setfattr -x %s %s'
-                                       % (since, marker.get('key'), MARKER_XATTR, path)))
+                                       'a backup. Then remove the marks: setfattr -x %s %s; setfattr -x %s%d %s'
+                                       % (since, marker.get('key'), MARKER_XATTR, path, ROOT_PREFIX,
+                                          os.lstat(path).st_ino, mount.mount_point if mount else '/')))
     return found, marked
 
 
-def names_to_check(candidates):
-    """NAME and NAME.gz of every candidate, once each."""
+def _on_file(path, action):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        action(fd)
+    finally:
+        os.close(fd)
+
+
+def paths_to_check(candidates, given, mounts, check_mode):
+    """Every marked-file suspect of a run: what its filesystems point at, NAME and NAME.gz of its candidates."""
+    mount_points = []
+    for path in given:
+        while glob.has_magic(path):
+            path = os.path.dirname(path)
+        mount = mounts.find(os.path.abspath(path) or '/')
+        if mount is not None and mount.mount_point not in mount_points:
+            mount_points.append(mount.mount_point)
     seen = []
     known = set()
+    names = []
     for candidate in candidates:
-        for path in (candidate.path, candidate.path + GZ if not candidate.path.endswith(GZ) else None):
-            if path and path not in known:
-                known.add(path)
-                seen.append(path)
+        names.append(candidate.path)
+        if not candidate.path.endswith(GZ):
+            names.append(candidate.path + GZ)
+    for path in marked_by_filesystem(mount_points, check_mode) + names:
+        if path not in known:
+            known.add(path)
+            seen.append(path)
     return seen
+

@@ -35,7 +35,7 @@ import os
 from . import codes
 from .identity import COMPLETE, GROWN, ORIGINAL, OURS, UNTOUCHED, classify, inode_generation, same_inode
 from .recovery_common import Busy, claim, drop, keep_for_human, locate, recovered, result
-from .marker import clear_marker
+from .marker import remove_marks
 from .races import Guard, relabel
 from .replace import Relabelled, finish_rename
 from .rewrite import (
@@ -119,7 +119,7 @@ def _decide(entry, context, dir_fd, original, names, state, busy, read_only):
         return _linked(entry, context, dir_fd, names, state, busy, os.fstat(original.fd).st_nlink)
     if current == name and state in UNTOUCHED:
         if not context.check_mode and not read_only:
-            clear_marker(original.fd)
+            remove_marks(original.fd, _mount_point(context, manifest))
         drop(entry, context)
         grown = os.fstat(original.fd).st_size - manifest['size']
         why = 'an interrupted run had not changed the file'
@@ -166,7 +166,8 @@ def _finish(entry, context, dir_fd, original, current):
     guard = Guard(dir_fd, original.fd)
     note = ''
     try:
-        strategy = rewrite_inode(original.fd, entry, choose_strategy(mount.fstype if mount else None, st))
+        strategy = rewrite_inode(original.fd, entry, choose_strategy(mount.fstype if mount else None, st, original.fd,
+                                                                    manifest['compressed_size']))
         after = os.fstat(original.fd)
         problem = guard.problem(current)
         if problem is not None:
@@ -180,7 +181,7 @@ def _finish(entry, context, dir_fd, original, current):
         note = '; ' + exc.detail
     except ReplaceIncomplete as exc:
         return _incomplete(entry, exc, os.path.join(manifest['dir'], getattr(exc, 'current', current)), mount, st)
-    clear_marker(original.fd)
+    remove_marks(original.fd, mount.mount_point if mount else None)
     drop(entry, context)
     return recovered(context, entry, codes.FINISHED, 'finished the compression an interrupted run had started' + note,
                      bytes_saved=_saved(manifest, after), strategy=strategy)
@@ -241,6 +242,11 @@ def _created_file_state(entry, dir_fd):
         return state if state == COMPLETE else ('partial' if state in OURS else 'foreign')
     finally:
         os.close(fd)
+
+
+def _mount_point(context, manifest):
+    mount = context.mounts.find(manifest['dir'])
+    return mount.mount_point if mount else None
 
 
 def _saved(manifest, st_after):

@@ -14,7 +14,7 @@ kept: owner, group, mode, ACLs, xattrs and SELinux label stay as they were,
 nothing is ever more permissive than the original, and no new inode is
 needed.  Before and after each step the name is checked to still be our
 inode with one link (races.py); a step someone raced is undone.  While the
-only complete copy is in a RAM journal the inode carries a marker
+only complete copy is in a RAM journal the caller marks the inode
 (marker.py) so that a reboot in that window is not silent.
 """
 
@@ -25,7 +25,6 @@ import os
 
 from .errors import CmemgzipError
 from .identity import holds_original
-from .marker import clear_marker, set_marker
 from .races import Guard, Raced, relabel, undo_rename
 from .rewrite import NoSpace, ReplaceIncomplete, recreate, restore_original, rewrite_inode
 from .safe_fs import fsync_dir, rename_noreplace, stat_nofollow
@@ -70,13 +69,7 @@ def replace(dir_fd, name, dest, original, entry, strategy):
     fd = original.fd
     guard = Guard(dir_fd, fd)
     guard.check(name)
-    marked = getattr(entry.journal, 'ram_backed', False) and set_marker(fd, entry)
-    try:
-        current = _rename(dir_fd, name, dest, entry, guard)
-    except BaseException:
-        if marked:
-            clear_marker(fd)
-        raise
+    current = _rename(dir_fd, name, dest, entry, guard)
     try:
         fsync_dir(dir_fd)
     except OSError as exc:
@@ -99,7 +92,6 @@ def replace(dir_fd, name, dest, original, entry, strategy):
         raise Incomplete(exc.what, exc.error, current, 'partial')
     _relabel_if_raced(guard, current)
     finish_rename(dir_fd, current, dest, guard)
-    clear_marker(fd)
     return strategy
 
 
@@ -138,7 +130,6 @@ def _undo(dir_fd, name, dest, current, fd, entry, problem, overwritten):
         done.append('its original content was put back')
     if current == dest and _names_inode(dir_fd, dest, fd):
         done.append(undo_rename(dir_fd, name, dest))
-    clear_marker(fd)
     return Raced(problem.reason, '%s; %s' % (problem.detail, ', '.join(done) or 'nothing was written'))
 
 

@@ -23,8 +23,10 @@ times).
 
 from __future__ import absolute_import, division, print_function
 
+import array
 import base64
 import errno
+import fcntl
 import os
 import stat
 import zlib
@@ -44,6 +46,8 @@ MARKER_XATTR = 'user.cmemgzip'
 _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC  # read back after writing
 _CHUNK = 4 * 1024 * 1024
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_FS_IOC_GETFLAGS = 0x80086601 if array.array('l').itemsize == 8 else 0x80046601
+_FS_NOCOW_FL = 0x00800000
 
 
 class ReplaceIncomplete(CmemgzipError):
@@ -69,13 +73,39 @@ class NoSpace(ReplaceIncomplete):
     """The filesystem refused even to shrink the file."""
 
 
-def choose_strategy(fstype, st):
+def choose_strategy(fstype, st, fd=None, size=None):
+    """INPLACE where overwriting the first ``size`` bytes needs no new block, else TRUNCATE_FIRST.
+
+    ``truncate_first`` opens a window in which the journal holds the only
+    copy and freed blocks must be reserved again (space.reserve): it is
+    chosen only where an overwrite would allocate.  Without ``fd`` and
+    ``size`` (check mode's estimate) the answer is the cautious one.
+    """
     if fstype in COPY_ON_WRITE_FSTYPES:
-        return TRUNCATE_FIRST
-    # A sparse file has holes: writing into them would need new blocks.
+        # A NOCOW file (chattr +C) is overwritten in place even there.
+        return INPLACE if fd is not None and _no_copy_on_write(fd) else TRUNCATE_FIRST
+    # A sparse file has holes: writing into them would need new blocks,
+    # unless they all lie beyond the bytes we write.
     if st.st_blocks * 512 < st.st_size:
-        return TRUNCATE_FIRST
+        if fd is None or size is None or _first_hole(fd) < size:
+            return TRUNCATE_FIRST
     return INPLACE
+
+
+def _first_hole(fd):
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE)
+    except (OSError, AttributeError):
+        return 0
+
+
+def _no_copy_on_write(fd):
+    flags = array.array('l', [0])
+    try:
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
+    except (OSError, IOError):
+        return False
+    return bool(flags[0] & _FS_NOCOW_FL)
 
 
 def _pwrite_all(fd, data, offset):

@@ -386,6 +386,13 @@ files:
       elements: dict
       returned: when reason is open or holder_refused, and for live files
       sample: [{"pid": 812, "comm": "rsyslogd", "fd": 7, "access": "write", "flags": "0102001", "append": true}]
+    alert:
+      description:
+        - The file's original is gone and the journal copy named here is the only complete one (reason
+          V(rewrite_incomplete)); the same text follows C(ATTENTION:) in RV(msg). Do not reboot while it is in RAM.
+      type: str
+      returned: when reason is rewrite_incomplete
+      sample: "/var/log/app.log: the original is gone: /var/log/app.log.gz holds an incomplete compressed copy ..."
     prefix_start:
       description: For a live file, the offset of the first byte saved (after holes an earlier punch left).
       type: int
