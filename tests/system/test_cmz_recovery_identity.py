@@ -17,6 +17,8 @@ on any path, must never lose a byte of anybody's data.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -168,7 +170,6 @@ def test_reboot_renumbering_the_loop_device_keeps_the_entry(kind, fullfs, journa
 def test_filesystem_gone_is_reported_once_and_kept(fullfs, journal_dir, tmp_path):
     fs, path, data = _kill_at_rename('ext4', fullfs, journal_dir, tmp_path)
     mount_point = str(fs.mnt)
-    import subprocess
     subprocess.run(['umount', mount_point], check=True)
     fs.mounted = False
     kept = _journal(journal_dir)
@@ -190,3 +191,53 @@ def test_filesystem_gone_is_reported_once_and_kept(fullfs, journal_dir, tmp_path
     back = _other_path_run(fs, journal_dir, tmp_path)
     assert [e['reason'] for e in entries(back, path=str(path))] == ['rolled_back'], short(back)
     assert sha256_file(path) == sha256_bytes(data)
+
+
+def test_recovery_waits_for_a_holder_of_the_interrupted_file(fullfs, journal_dir, tmp_path):
+    """Killed inside the rewrite; someone then reads NAME.gz.  Recovery makes the same
+    open-file check as a fresh run: it writes nothing while the file is held."""
+    fs = fullfs('tmpfs', size=64 * MiB)
+    data = log_bytes(32 * MiB, seed=85)
+    path = fs.write_file('app.log', data)
+    fs.fill()
+    rc, result = run_injected(_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
+    assert result is None
+    gz = '%s.gz' % path
+    before = sha256_file(gz)
+    with open(gz, 'rb') as held:
+        reader = subprocess.Popen(['sleep', '600'], stdin=held)
+    try:
+        rerun = _other_path_run(fs, journal_dir, tmp_path)
+        found = entries(rerun, path=str(path))
+        assert [(e['action'], e['reason']) for e in found] == [('failed', 'open')], short(rerun)
+        assert 'sleep[%d]' % reader.pid in found[0]['detail'], found[0]['detail']
+        assert sha256_file(gz) == before, 'recovery wrote into a file someone holds'
+    finally:
+        reader.kill()
+        reader.wait()
+    again = _other_path_run(fs, journal_dir, tmp_path)
+    assert [e['reason'] for e in entries(again, path=str(path))] == ['finished'], short(again)
+    assert gunzip_sha256(gz) == sha256_bytes(data)
+
+
+def test_rollback_needs_no_claim_while_the_writer_appends(fullfs, journal_dir, tmp_path):
+    """Killed before its rename; the application keeps the log open and appends.  Rolling
+    back writes nothing, so it happens at once; the fresh run then skips the open file."""
+    fs, path, data = _kill_at_rename('tmpfs', fullfs, journal_dir, tmp_path)
+    os.unlink(fs.filler_dir / 'filler0000')
+    writer = subprocess.Popen([sys.executable, '-c', 'import os, sys, time\n'
+                               'fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n'
+                               'os.write(fd, sys.argv[2].encode())\n'
+                               'print("ready", flush=True)\n'
+                               'time.sleep(600)\n', str(path), APPENDED.decode()],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == 'ready'
+        rerun = run_direct(_args(path, journal_dir), str(tmp_path))
+        reasons = [(e['action'], e['reason']) for e in entries(rerun, path=str(path))]
+        assert reasons == [('recovered', 'rolled_back'), ('skipped', 'open')], short(rerun)
+        assert sha256_file(path) == sha256_bytes(data + APPENDED)
+        assert _journal(journal_dir) == []
+    finally:
+        writer.kill()
+        writer.wait()
