@@ -26,7 +26,8 @@ from .marker import Marker
 from .races import Raced
 from .replace import NotStarted, Relabelled, replace
 from .rewrite import INPLACE, RECREATE, ReplaceIncomplete, choose_strategy, explain, file_metadata
-from .journal import JOURNAL_HEADROOM, KIND_REPLACE, MANIFEST_VERSION
+from .journal import KIND_REPLACE, MANIFEST_VERSION
+from .journal_set import JOURNAL_HEADROOM
 from .results import FileResult
 from .space import shared_bytes
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
