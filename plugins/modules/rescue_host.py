@@ -97,10 +97,20 @@ options:
     default: 1M
   min_age:
     description:
-      - A file modified within this time (V(30s), V(10m), V(2h), V(1d)) is left alone (skip reason C(too_young));
-        V(0) compresses files of any age. Files open in a process are always left alone.
+      - A live file (its name matches O(min_age_patterns)) modified within this time (V(30s), V(10m), V(2h), V(1d))
+        is left alone (skip reason C(too_young)); V(0) compresses live files of any age.
+      - Files open in a process are always left alone, whatever their age.
     type: str
     default: 10m
+  min_age_patterns:
+    description:
+      - Shell patterns of the names of live files, which a program may still append to by name. Only they wait
+        O(min_age); a rotated name (C(access.log.1), C(messages-20261126)) or a core dump is a candidate at once,
+        however recently logrotate or the kernel wrote it.
+      - Empty means O(min_age) applies to every file.
+    type: list
+    elements: str
+    default: ["*.log"]
   target_free:
     description:
       - Stop compressing on a filesystem once it has this much available space, as a percentage of its size
@@ -420,6 +430,7 @@ ARGUMENT_SPEC = dict(
         '*.journal~']),
     min_size=dict(type='str', default='1M'),
     min_age=dict(type='str', default='10m'),
+    min_age_patterns=dict(type='list', elements='str', default=['*.log']),
     target_free=dict(type='str', default='15%'),
     memory_limit=dict(type='str'),
     memory_fraction=dict(type='float', default=0.5),

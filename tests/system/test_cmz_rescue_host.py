@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from cmzrun import run_ansible, short
 from fullfs import MiB, gunzip_sha256, sha256_file, tree_state
@@ -16,7 +17,8 @@ MODULE = 'sre.cmemgzip.rescue_host'
 
 
 def rescue(fs, journal_dir, check=False, **args):
-    params = {'mounts': [str(fs.mnt)], 'roots': [str(fs.data)], 'journal_dir': journal_dir, 'min_age': '0'}
+    params = {'mounts': [str(fs.mnt)], 'roots': [str(fs.data)], 'journal_dir': journal_dir, 'min_age': '0',
+              'patterns': ['*.log.[0-9]*', '*.log']}
     params.update(args)
     return run_ansible(params, check=check, module=MODULE)
 
@@ -80,3 +82,19 @@ def test_a_filesystem_full_by_inodes_only_is_left_alone(fullfs, journal_dir):
     assert result['filesystems'][0]['note'] == 'inodes_only'
     assert result['msg'].endswith('still full: %s (%s inodes_only)' % (fs.mnt, fs.mnt))
     assert sha256_file(log) == digest and result['files_compressed'] == 0
+
+
+def test_a_just_rotated_log_is_taken_at_once_and_a_young_live_log_waits(fullfs, journal_dir):
+    """Issue 8, the role: logrotate's access.log.1 of two minutes ago is the file to compress."""
+    fs = fullfs('ext4', size=64 * MiB)
+    two_minutes_ago = int((time.time() - 120) * 1e9)
+    rotated = fs.write_log('app/access.log.1', 8 * MiB, seed=74, mtime_ns=two_minutes_ago)
+    live = fs.write_log('app/access.log', 8 * MiB, seed=75, mtime_ns=two_minutes_ago)
+    digest = sha256_file(live)
+    fs.fill()
+
+    result = rescue(fs, journal_dir, min_age='10m', target_free='90%')
+    assert result['status'] in ('remediated', 'still_full'), short(result)
+    assert [f['path'] for f in result['compressed']] == [str(rotated)]
+    assert [(f['path'], f['reason']) for f in result['skips']['files']] == [(str(live), 'too_young')]
+    assert sha256_file(live) == digest and not os.path.exists(str(live) + '.gz')
