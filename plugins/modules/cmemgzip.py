@@ -111,7 +111,7 @@ options:
       - Most RAM a compressed copy may take (bytes, or a size such as V(512M)).
       - A file whose compressed copy would grow beyond it is skipped with reason C(memory_budget), untouched, as soon as
         the stream reaches the limit.
-      - It also bounds the blocks being compressed: O(threads) is lowered until they fit in it.
+      - It also bounds the blocks being compressed, O(threads) is lowered until they fit in it.
       - Defaults to half of the memory available to the process (C(MemAvailable), lowered to the cgroup's headroom).
       - A file whose compressed copy may exceed it (one larger than the limit) goes to O(spill_dir) when that has room.
     type: str
@@ -334,11 +334,6 @@ files:
       description: The reason in words. Bytes of a name that are not UTF-8 appear as C(\\xNN).
       type: str
       sample: smaller than min_size
-    path_b64:
-      description: The path's bytes in base64, when they are not valid UTF-8 (RV(files[].path) then shows them as
-        C(\\xNN)).
-      type: str
-      returned: when the path is not valid UTF-8
     original_size:
       description: Size of the original in bytes.
       type: int
@@ -420,8 +415,10 @@ files_omitted:
     - RV(totals) counts every file, listed or not.
   returned: always
   type: dict
-  sample: {count: 99000, by_reason: [{action: skipped, reason: too_small, count: 99000, original_size: 405504000,
-           compressed_size: 0, bytes_saved: 0}]}
+  sample:
+    count: 99000
+    by_reason:
+      - {action: skipped, reason: too_small, count: 99000, original_size: 405504000, compressed_size: 0, bytes_saved: 0}
 totals:
   description: Counts per action, and sums over the files that freed (or would free) space.
   returned: always

@@ -396,11 +396,20 @@ failures:
   type: list
   elements: dict
   contains:
+    mount:
+      description: The filesystem whose run failed, V(null) otherwise.
+      type: str
+    path:
+      description: The file that failed, V(null) otherwise.
+      type: str
     reason:
       description:
         - A file's C(reason) code (see M(sre.cmemgzip.cmemgzip)), or one of
         - V(measure_failed) - the filesystems could not be measured.
         - V(module_failed) - the compression run of a filesystem failed (RV(failures[].mount)).
+      type: str
+    detail:
+      description: What went wrong, in words.
       type: str
 failure_count:
   description: Number of failures.
