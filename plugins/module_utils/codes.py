@@ -22,6 +22,8 @@ WOULD_COMPRESS = 'would_compress'
 WOULD_RECOVER = 'would_recover'
 LIVE_COMPRESSED = 'live_compressed'
 WOULD_LIVE_COMPRESS = 'would_live_compress'
+RECLAIMED = 'reclaimed'
+WOULD_RECLAIM = 'would_reclaim'
 
 ACTIONS = {
     COMPRESSED: 'the file was replaced by its verified compressed copy',
@@ -33,13 +35,17 @@ ACTIONS = {
     LIVE_COMPRESSED: 'a file still being written (O(open_files=live)): its first bytes went to a new '
                      'C(NAME-TIME.gz) beside it and their space was freed while the writer went on',
     WOULD_LIVE_COMPRESS: 'check mode: the first bytes of a file still being written would be compressed and freed',
+    RECLAIMED: 'a deleted file that processes still held: its content went to a new C(NAME-deleted-pidPID-TIME.gz) '
+               '(unless O(save=false)) and its space was freed through C(/proc/PID/fd/N)',
+    WOULD_RECLAIM: 'check mode: a deleted file that processes still hold would be saved and its space freed',
 }
 
 # Actions that count in the totals of bytes freed.
-FREEING_ACTIONS = frozenset((COMPRESSED, WOULD_COMPRESS, RECOVERED, LIVE_COMPRESSED, WOULD_LIVE_COMPRESS))
+FREEING_ACTIONS = frozenset((COMPRESSED, WOULD_COMPRESS, RECOVERED, LIVE_COMPRESSED, WOULD_LIVE_COMPRESS, RECLAIMED,
+                             WOULD_RECLAIM))
 # Actions that make the task changed (in check mode: would change).
 CHANGING_ACTIONS = frozenset((COMPRESSED, RECOVERED, WOULD_COMPRESS, WOULD_RECOVER, LIVE_COMPRESSED,
-                              WOULD_LIVE_COMPRESS))
+                              WOULD_LIVE_COMPRESS, RECLAIMED, WOULD_RECLAIM))
 
 # -- why a file was skipped or failed (files[].reason) ------------------------
 
@@ -66,6 +72,7 @@ LIVE_UNSUPPORTED = 'live_unsupported'
 OUTPUT_PENDING = 'output_pending'
 NAME_TOO_LONG = 'name_too_long'
 JOURNAL_UNSAFE = 'journal_unsafe'
+NO_SAVE_DIR = 'no_save_dir'
 ERROR = 'error'
 
 SKIP_REASONS = {
@@ -99,6 +106,8 @@ SKIP_REASONS = {
     NAME_TOO_LONG: 'C(NAME.gz) would exceed the longest name (255 bytes) or path (4096 bytes) the kernel accepts',
     JOURNAL_UNSAFE: 'the journal directory belongs to another user (planted); RV(files[].detail) names it and '
                     'its owner',
+    NO_SAVE_DIR: 'the directory a deleted file was in does not exist here (or its holder runs in another mount '
+                 'namespace); set O(save_dir)',
     ERROR: 'an error; RV(files[].detail) has the message',
 }
 

@@ -12,9 +12,10 @@ Who may hold the file (``refusals``): readers, and writers that opened it
 with ``O_APPEND`` - every write of theirs lands at the end, never inside the
 prefix being saved, and after a collapse at the new end.  A writer without
 ``O_APPEND`` writes at its own offset (into the prefix, or past a collapsed
-end, leaving a hole); a writable shared map writes anywhere; a byte-range
-lock or a lease means offsets matter to someone; a process the scan could
-not read in time might be any of these.  Each refusal names pid, command
+end, leaving a hole); a memory map sees a collapse as moved bytes and a
+punch as zeros (a shared writable one writes anywhere); a byte-range lock or
+a lease means offsets matter to someone; a process the scan could not read
+in time might be any of these.  Each refusal names pid, command
 and why.  The protocol itself is prefix.py.
 """
 
@@ -43,8 +44,12 @@ def refusals(holders, locks=(), unknown=()):
     for holder in holders:
         who = 'pid %d (%s)' % (holder.pid, holder.comm)
         if holder.fd is None:
+            # A map sees a collapse as moved bytes (SIGBUS past the new end),
+            # a punch as zeros; a shared writable one writes anywhere.
             if holder.shared_writable_map:
                 why.append('%s maps it shared and writable' % who)
+            else:
+                why.append('%s maps it (%s)' % (who, holder.map_perms))
         elif holder.writes and not holder.append:
             why.append('%s writes without O_APPEND (fd %d, flags 0%o)' % (who, holder.fd, holder.flags))
     for kind, mode, pid, start, end in locks:

@@ -54,7 +54,9 @@ NETWORK_FSTYPES = frozenset((
 ))
 
 # Shell-style patterns for families of the above (nfs3, fuse.whatever...).
-NETWORK_PATTERNS = ('nfs*', 'fuse.*')
+# Every FUSE filesystem, with a subtype or without: its server is a process,
+# and a stopped one blocks statvfs() like a dead NFS server.
+NETWORK_PATTERNS = ('nfs*', 'fuse', 'fuse.*')
 
 RAM_FSTYPES = frozenset(('tmpfs', 'ramfs'))
 # Filesystems that never overwrite a block in place: rewriting a file there

@@ -82,6 +82,11 @@ def _recover(entry, context):
     if entry.stored_crc() != (manifest['compressed_crc32'], manifest['compressed_size']):
         return _keep(entry, codes.JOURNAL_CORRUPT, 'the journal copy does not match its manifest')
     phase = manifest.get('phase')
+    if phase == PHASE_PREPARED and manifest.get('kind') == 'deleted' and not _still_held(manifest):
+        # Its last holder ended: the file is gone, the journal has the only
+        # copy of what reclaim_deleted was asked to save.
+        return _write(entry, context, 'the deleted file\'s last holder ended before it was freed; its content was '
+                      'saved from the journal')
     if phase == PHASE_PREPARED:
         return _roll_back(entry, context, 'an interrupted run had freed nothing yet')
     if phase == PHASE_FREEING:
@@ -134,6 +139,14 @@ def _open_file(manifest):
             return fd
         os.close(fd)
     return None
+
+
+def _still_held(manifest):
+    fd = _open_file(manifest)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
 
 
 def _openers(manifest):

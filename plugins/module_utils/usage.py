@@ -18,7 +18,8 @@ import glob
 import os
 
 from . import codes
-from .mounts import MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, classify, mount_of_path, read_mountinfo
+from .mounts import MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, MountTable, classify, mount_of_path, read_mountinfo
+from .open_files import ProcScan
 from .results import printable
 from .sysinfo import memory_status
 
@@ -178,6 +179,7 @@ def survey(max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None, exclud
     filesystems, excluded, missing = measure(
         entries, max_used_pct=max_used_pct, max_inodes_used_pct=max_inodes_used_pct,
         include_fstypes=include_fstypes, exclude_fstypes=exclude_fstypes, mounts=mounts)
+    count_deleted_open(filesystems, entries)
     return {
         'filesystems': filesystems,
         'full': [fs['mount'] for fs in filesystems if fs['full']],
@@ -186,6 +188,23 @@ def survey(max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None, exclud
         'paths': locate_paths(paths or [], entries, filesystems),
         'memory': memory_with_scratch(entries),
     }
+
+
+def count_deleted_open(filesystems, entries):
+    """Add ``deleted_open_bytes`` and ``deleted_open_files`` to each measured filesystem.
+
+    One /proc scan (open_files.ProcScan) that looks only at descriptors on
+    these filesystems: a dead network mount is never touched.
+    """
+    by_dev = {}
+    for fs in filesystems:
+        fs['deleted_open_bytes'] = 0
+        fs['deleted_open_files'] = 0
+        by_dev[fs['dev']] = fs
+    for found in ProcScan(MountTable(entries)).deleted(lambda mount: mount.dev in by_dev):
+        fs = by_dev[found.mount.dev]
+        fs['deleted_open_bytes'] += found.st.st_blocks * 512
+        fs['deleted_open_files'] += 1
 
 
 def memory_with_scratch(entries, scratch=SCRATCH_MOUNT):

@@ -269,9 +269,12 @@ files:
           C(NAME-TIME.gz) beside it (RV(files[].dest)) and their space was freed while the writer went on.
         - V(would_live_compress) - check mode, the first bytes of a file still being written would be compressed and
           freed.
+        - V(reclaimed) - M(sre.cmemgzip.reclaim_deleted), a deleted file that processes still held was saved to a new
+          C(NAME-deleted-pidPID-TIME.gz) and its space freed.
+        - V(would_reclaim) - check mode of M(sre.cmemgzip.reclaim_deleted), a deleted file would be saved and freed.
       type: str
       choices: [compressed, skipped, failed, recovered, would_compress, would_recover, live_compressed,
-                would_live_compress]
+                would_live_compress, reclaimed, would_reclaim]
       sample: compressed
     reason:
       description:
@@ -307,6 +310,8 @@ files:
           accepts.
         - V(journal_unsafe) - the journal directory belongs to another user (planted); RV(files[].detail) names it
           and its owner.
+        - V(no_save_dir) - M(sre.cmemgzip.reclaim_deleted), the directory a deleted file was in does not exist here (or
+          its holder runs in another mount namespace); set its C(save_dir).
         - V(error) - an error; RV(files[].detail) has the message.
         - V(rolled_back) - recovery, an interrupted run had changed nothing; its journal copy was dropped.
         - V(finished) - recovery, an interrupted run was finished from its verified journal copy.
@@ -326,9 +331,9 @@ files:
       choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
                 memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
                 changed_while_reading, renamed, shared_extents, journal_pending, holder_refused, live_unsupported,
-                output_pending, name_too_long, journal_unsafe, error, rolled_back, finished, journal_orphaned,
-                journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only, rewrite_incomplete,
-                journal_lost]
+                output_pending, name_too_long, journal_unsafe, no_save_dir, error, rolled_back, finished,
+                journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
+                rewrite_incomplete, journal_lost]
       sample: too_small
     detail:
       description: The reason in words. Bytes of a name that are not UTF-8 appear as C(\\xNN).

@@ -252,6 +252,16 @@ filesystems:
       type: list
       elements: str
       sample: ["used_pct"]
+    deleted_open_bytes:
+      description:
+        - Bytes held by files that are deleted but still open (C(df) counts them, C(du) cannot see them);
+          M(sre.cmemgzip.reclaim_deleted) gets them back.
+      type: int
+      sample: 1073741824
+    deleted_open_files:
+      description: How many such files.
+      type: int
+      sample: 1
 excluded:
   description: Mounts not measured, with the reason (V(pseudo), V(network), V(readonly_image), V(kernel_path),
     V(overmounted), V(excluded_fstype), V(not_included_fstype), V(statvfs_failed)).

@@ -114,19 +114,19 @@ def _args_file(args, check, tmpdir):
     return path
 
 
-def spawn_direct(args, tmpdir, check=False):
+def spawn_direct(args, tmpdir, check=False, module=MODULE_PYNAME):
     """Start the module as its own Python process (own session); returns Popen."""
     ensure_collection_link()
     env = _env()
     env['PYTHONPATH'] = str(COLLECTIONS)
     path = _args_file(args, check, tmpdir)
-    return subprocess.Popen([sys.executable, '-m', MODULE_PYNAME, path], env=env, cwd='/',
+    return subprocess.Popen([sys.executable, '-m', module, path], env=env, cwd='/',
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 
 
-def run_direct(args, tmpdir, check=False, timeout=300):
-    p = spawn_direct(args, tmpdir, check=check)
+def run_direct(args, tmpdir, check=False, timeout=300, module=MODULE_PYNAME):
+    p = spawn_direct(args, tmpdir, check=check, module=module)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -67,5 +67,6 @@ class RamFiles(Operations):
 
 
 if __name__ == '__main__':
+    # fstype fuse.cmzdead: like sshfs or s3fs, a network filesystem to whoever looks.
     FUSE(RamFiles(), sys.argv[1], foreground=True, nothreads=True, attr_timeout=0, entry_timeout=0,
-         negative_timeout=0)
+         negative_timeout=0, fsname='cmzdead', subtype='cmzdead')

@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""SIGKILL the module in the middle of a live cut while the writer keeps
-appending; the next run finishes or rolls back, and not one line is lost
-or repeated.
+"""SIGKILL the module in the middle of a live cut (cmemgzip, open_files: live)
+or of a reclaim (reclaim_deleted) while the writer keeps appending; the next
+run finishes or rolls back, and not one line is lost or repeated.
 
 Kill points: entering the first ``fallocate`` (the collapse or punch: the
 range is not freed yet), entering the second (the reservation of the .gz:
@@ -35,11 +35,14 @@ SUBDIR = 'sre.cmemgzip'
 POINTS = ['fallocate1', 'fallocate2', 'manifest', 'random']
 
 
-def _spawn(args, tmpdir, strace_when=None):
+RECLAIM_PYNAME = 'ansible_collections.sre.cmemgzip.plugins.modules.reclaim_deleted'
+
+
+def _spawn(args, tmpdir, strace_when=None, module=MODULE_PYNAME):
     ensure_collection_link()
     env = _env()
     env['PYTHONPATH'] = str(COLLECTIONS)
-    cmd = [sys.executable, '-m', MODULE_PYNAME, _args_file(args, False, tmpdir)]
+    cmd = [sys.executable, '-m', module, _args_file(args, False, tmpdir)]
     if strace_when is not None:
         cmd = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=fallocate',
                '-e', 'inject=fallocate:signal=SIGKILL:when=%d' % strace_when] + cmd
@@ -55,6 +58,42 @@ def _kill(p):
     p.communicate(timeout=60)
 
 
+def _kill_at(point, args, rng, journal_dir, tmp_path, module=MODULE_PYNAME):
+    """Start the module and SIGKILL it at ``point``."""
+    if point.startswith('fallocate'):
+        p = _spawn(args, str(tmp_path), strace_when=int(point[-1]), module=module)
+        p.communicate(timeout=300)
+        assert p.returncode != 0, 'the module was not killed'
+    elif point == 'manifest':
+        watch = Inotify(os.path.join(journal_dir, SUBDIR), IN_CREATE | IN_MOVED_TO)
+        try:
+            p = _spawn(args, str(tmp_path), module=module)
+            deadline = time.monotonic() + 300
+            while p.poll() is None and time.monotonic() < deadline:
+                if any(n.endswith('.json') for n in watch.names(0.05)):
+                    time.sleep(rng.uniform(0, 0.05))
+                    break
+            _kill(p)
+        finally:
+            watch.close()
+    else:
+        p = _spawn(args, str(tmp_path), module=module)
+        time.sleep(rng.uniform(0.2, 3.0))
+        _kill(p)
+
+
+def _check_recovered(rerun, kind, point, journal_dir):
+    assert not rerun.get('failed'), short(rerun)
+    recovered = [e['reason'] for e in entries(rerun, action='recovered')]
+    # Killed before the collapse: rolled back.  A punch is finished (holes are idempotent).
+    expected = {'fallocate1': ['rolled_back' if kind == 'ext4' else 'finished'],
+                'fallocate2': ['finished']}.get(point)
+    if expected is not None:
+        assert recovered == expected, short(rerun)
+    assert set(recovered) <= {'finished', 'rolled_back'}, short(rerun)
+    assert os.listdir(os.path.join(journal_dir, SUBDIR)) == [], short(rerun)
+
+
 @pytest.mark.parametrize('point', POINTS)
 @pytest.mark.parametrize('kind', ['ext4', 'tmpfs'])
 def test_sigkill_during_live_cut(kind, point, fullfs, journal_dir, tmp_path):
@@ -68,39 +107,11 @@ def test_sigkill_during_live_cut(kind, point, fullfs, journal_dir, tmp_path):
     writer = LiveWriter(log, tmp_path / 'writer.json')
     try:
         writer.wait_bytes(16 * MiB)
-        if point.startswith('fallocate'):
-            p = _spawn(args, str(tmp_path), strace_when=int(point[-1]))
-            p.communicate(timeout=300)
-            assert p.returncode != 0, 'the module was not killed'
-        elif point == 'manifest':
-            watch = Inotify(os.path.join(journal_dir, SUBDIR), IN_CREATE | IN_MOVED_TO)
-            try:
-                p = _spawn(args, str(tmp_path))
-                deadline = time.monotonic() + 300
-                while p.poll() is None and time.monotonic() < deadline:
-                    if any(n.endswith('.json') for n in watch.names(0.05)):
-                        time.sleep(rng.uniform(0, 0.05))
-                        break
-                _kill(p)
-            finally:
-                watch.close()
-        else:
-            p = _spawn(args, str(tmp_path))
-            time.sleep(rng.uniform(0.2, 3.0))
-            _kill(p)
-
+        _kill_at(point, args, rng, journal_dir, tmp_path)
         rerun = run_direct(args, str(tmp_path))
-        assert not rerun.get('failed'), short(rerun)
-        recovered = [e['reason'] for e in entries(rerun, action='recovered')]
-        # Killed before the collapse: rolled back.  A punch is finished (holes are idempotent).
-        expected = {'fallocate1': ['rolled_back' if kind == 'ext4' else 'finished'],
-                    'fallocate2': ['finished']}.get(point)
-        if expected is not None:
-            assert recovered == expected, short(rerun)
-        assert set(recovered) <= {'finished', 'rolled_back'}, short(rerun)
+        _check_recovered(rerun, kind, point, journal_dir)
         # The rerun cuts again after recovering: the file is in use all along.
         assert [e['action'] for e in entries(rerun, path=str(log))][-1] == 'live_compressed', short(rerun)
-        assert os.listdir(os.path.join(journal_dir, SUBDIR)) == [], short(rerun)
         assert writer.still_writing()
         final = writer.stop()
         parts = saved_parts(fs.data, 'app.log')
@@ -109,3 +120,35 @@ def test_sigkill_during_live_cut(kind, point, fullfs, journal_dir, tmp_path):
         assert final['errors'] == 0, final
     finally:
         writer.kill()
+
+
+@pytest.mark.parametrize('point', POINTS)
+@pytest.mark.parametrize('kind', ['ext4', 'tmpfs'])
+def test_sigkill_during_reclaim(kind, point, fullfs, journal_dir, tmp_path):
+    """A deleted log its writer still appends to, on a full filesystem."""
+    if point.startswith('fallocate') and shutil.which('strace') is None:
+        pytest.skip('strace is not installed')
+    rng = random.Random('reclaim-%s-%s-%d' % (kind, point, SEED))
+    fs = fullfs(kind, size=96 * MiB)
+    log = fs.data / 'app.log'
+    os.mkdir(os.path.join(journal_dir, SUBDIR), 0o700)
+    args = {'paths': [str(fs.mnt)], 'journal_dir': journal_dir, 'min_size': '0', 'level': 1}
+    writer = LiveWriter(log, tmp_path / 'writer.json', unlink=True)
+    held = None
+    try:
+        writer.wait_bytes(16 * MiB)
+        fs.fill()
+        held = os.open('/proc/%d/fd/3' % writer.pid, os.O_RDONLY)
+        _kill_at(point, args, rng, journal_dir, tmp_path, module=RECLAIM_PYNAME)
+        rerun = run_direct(args, str(tmp_path), module=RECLAIM_PYNAME)
+        _check_recovered(rerun, kind, point, journal_dir)
+        assert writer.still_writing()
+        final = writer.stop()
+        parts = saved_parts(fs.data, 'app.log-deleted-pid%d' % writer.pid)
+        assert parts, 'nothing was saved (seed %d): %s %s' % (SEED, os.listdir(fs.data), short(rerun))
+        assert check_stream(parts, live_tail(held)) == final['lines'], 'seed %d' % SEED
+        assert final['errors'] == 0, final
+    finally:
+        writer.kill()
+        if held is not None:
+            os.close(held)
