@@ -110,8 +110,13 @@ def punch_hole(fd, offset, length, piece=PUNCH_PIECE):
 
 
 def reserve(fd, length):
-    """Allocate ``length`` bytes for a new file before anyone takes the space."""
-    _fallocate(fd, 0, 0, length)
+    """Allocate ``length`` bytes for a new file before anyone takes the space.
+
+    The size stays 0 (KEEP_SIZE): a run killed while it writes leaves a
+    file that is exactly what was written so far, which recovery recognises
+    as ours (a prefix of the journal copy), never a file padded with zeros.
+    """
+    _fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, length)
 
 
 def first_data(fd, size):

@@ -9,7 +9,8 @@ run finishes or rolls back, and not one line is lost or repeated.
 
 Kill points: entering the first ``fallocate`` (the collapse or punch: the
 range is not freed yet), entering the second (the reservation of the .gz:
-the range is freed, the manifest still says ``freeing``), the instant the
+the range is freed, the manifest still says ``freeing``), entering the first
+``pwrite64`` into the .gz (reserved, nothing written), the instant the
 manifest appears, and random instants of the whole run.  ``CMZ_IT_SEED``
 fixes the random instants.
 """
@@ -32,20 +33,23 @@ from livewriter import LiveWriter, check_stream, live_tail, saved_parts
 
 SEED = int(os.environ.get('CMZ_IT_SEED', str(int(time.time()) % 100000)))
 SUBDIR = 'sre.cmemgzip'
-POINTS = ['fallocate1', 'fallocate2', 'manifest', 'random']
+POINTS = ['fallocate1', 'fallocate2', 'pwrite64_1', 'manifest', 'random']
+# Kill points at exact system calls (strace): syscall -> its Nth call.
+SYSCALL_POINTS = {'fallocate1': ('fallocate', 1), 'fallocate2': ('fallocate', 2), 'pwrite64_1': ('pwrite64', 1)}
 
 
 RECLAIM_PYNAME = 'ansible_collections.sre.cmemgzip.plugins.modules.reclaim_deleted'
 
 
-def _spawn(args, tmpdir, strace_when=None, module=MODULE_PYNAME):
+def _spawn(args, tmpdir, syscall=None, module=MODULE_PYNAME):
     ensure_collection_link()
     env = _env()
     env['PYTHONPATH'] = str(COLLECTIONS)
     cmd = [sys.executable, '-m', module, _args_file(args, False, tmpdir)]
-    if strace_when is not None:
-        cmd = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=fallocate',
-               '-e', 'inject=fallocate:signal=SIGKILL:when=%d' % strace_when] + cmd
+    if syscall is not None:
+        name, when = syscall
+        cmd = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=%s' % name,
+               '-e', 'inject=%s:signal=SIGKILL:when=%d' % (name, when)] + cmd
     return subprocess.Popen(cmd, env=env, cwd='/', stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
 
@@ -60,8 +64,8 @@ def _kill(p):
 
 def _kill_at(point, args, rng, journal_dir, tmp_path, module=MODULE_PYNAME):
     """Start the module and SIGKILL it at ``point``."""
-    if point.startswith('fallocate'):
-        p = _spawn(args, str(tmp_path), strace_when=int(point[-1]), module=module)
+    if point in SYSCALL_POINTS:
+        p = _spawn(args, str(tmp_path), syscall=SYSCALL_POINTS[point], module=module)
         p.communicate(timeout=300)
         assert p.returncode != 0, 'the module was not killed'
     elif point == 'manifest':
@@ -87,7 +91,7 @@ def _check_recovered(rerun, kind, point, journal_dir):
     recovered = [e['reason'] for e in entries(rerun, action='recovered')]
     # Killed before the collapse: rolled back.  A punch is finished (holes are idempotent).
     expected = {'fallocate1': ['rolled_back' if kind == 'ext4' else 'finished'],
-                'fallocate2': ['finished']}.get(point)
+                'fallocate2': ['finished'], 'pwrite64_1': ['finished']}.get(point)
     if expected is not None:
         assert recovered == expected, short(rerun)
     assert set(recovered) <= {'finished', 'rolled_back'}, short(rerun)
@@ -97,7 +101,7 @@ def _check_recovered(rerun, kind, point, journal_dir):
 @pytest.mark.parametrize('point', POINTS)
 @pytest.mark.parametrize('kind', ['ext4', 'tmpfs'])
 def test_sigkill_during_live_cut(kind, point, fullfs, journal_dir, tmp_path):
-    if point.startswith('fallocate') and shutil.which('strace') is None:
+    if point in SYSCALL_POINTS and shutil.which('strace') is None:
         pytest.skip('strace is not installed')
     rng = random.Random('%s-%s-%d' % (kind, point, SEED))
     fs = fullfs(kind, size=160 * MiB)
@@ -126,7 +130,7 @@ def test_sigkill_during_live_cut(kind, point, fullfs, journal_dir, tmp_path):
 @pytest.mark.parametrize('kind', ['ext4', 'tmpfs'])
 def test_sigkill_during_reclaim(kind, point, fullfs, journal_dir, tmp_path):
     """A deleted log its writer still appends to, on a full filesystem."""
-    if point.startswith('fallocate') and shutil.which('strace') is None:
+    if point in SYSCALL_POINTS and shutil.which('strace') is None:
         pytest.skip('strace is not installed')
     rng = random.Random('reclaim-%s-%s-%d' % (kind, point, SEED))
     fs = fullfs(kind, size=96 * MiB)
