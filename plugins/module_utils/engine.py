@@ -34,6 +34,8 @@ from .sysinfo import DEFAULT_MEMORY_FRACTION, memory_available, memory_budget, p
 from .usage import statvfs_usage as filesystem_usage
 
 OPEN_FILES_LIVE = 'live'
+# Skips of discovery that do not concern a held file in live mode.
+_LIVE_ONLY_SKIPS = (codes.TOO_YOUNG, codes.DEST_EXISTS)
 
 
 class Options(object):
@@ -148,10 +150,19 @@ class Run(object):
         lost, marked = lost_rewrites(suspects, self.compressor.pending_keys, check_mode, self.mounts)
         self.files.extend(lost)
         candidates = [c for c in candidates if c.path not in marked]
+        live = self.options.open_files == OPEN_FILES_LIVE
+        # The live method is for files still written: min_age (meant to spare
+        # them) and an existing NAME.gz (it writes NAME-TIME.gz) do not apply
+        # to a file a process holds.
+        held_if_live = [c for c in candidates if live and c.reason in _LIVE_ONLY_SKIPS]
         ready = [c for c in candidates if not c.reason]
+        busy = self.scan.holders(((c.st.st_dev, c.st.st_ino), self._mount_device(c)) for c in ready + held_if_live)
+        for candidate in held_if_live:
+            if busy.get((candidate.st.st_dev, candidate.st.st_ino)):
+                candidate.skip(None)
+                ready.append(candidate)
         if self.options.largest_first:
             ready.sort(key=lambda c: c.st.st_blocks, reverse=True)
-        busy = self.scan.holders(((c.st.st_dev, c.st.st_ino), self._mount_device(c)) for c in ready)
         for candidate in candidates:
             if candidate.reason:
                 self.files.append(_skip_result(candidate))

@@ -139,7 +139,9 @@ options:
         point is exactly what the writer wrote. Only readers and writers that opened the file with C(O_APPEND) are
         followed; any other holder (a writer without C(O_APPEND), a writable shared map, a byte-range lock or lease)
         makes the file skipped with reason C(holder_refused), naming the pid, command and why.
-      - A file nobody holds is compressed as usual, whatever this option says.
+      - A file nobody holds is compressed as usual, whatever this option says. A file a process holds is handled by
+        the live method whatever its age (O(min_age) is meant to spare files still written) and even when
+        C(NAME.gz) exists (the live method writes C(NAME-TIME.gz)).
     type: str
     default: skip
     choices: [skip, live]
