@@ -12,6 +12,8 @@ module once per host, so a fleet costs one remote call per host.
 
 from __future__ import absolute_import, division, print_function
 
+from . import codes
+from .deleted import reclaim
 from .engine import run
 from .errors import CmemgzipError
 from .rescue_plan import plan_rescue
@@ -47,8 +49,33 @@ def _compress(target, options_for, memory_limit):
             'omitted': result.get('files_omitted')}
 
 
+def _reclaim(target, reclaim_for, memory_limit):
+    """Reclaim the deleted-but-open files of one full filesystem (deleted.py); a run record."""
+    try:
+        result = reclaim(reclaim_for(target['mount'], memory_limit))
+    except (CmemgzipError, OSError) as exc:
+        return {'mount': target['mount'], 'roots': [], 'failed': True, 'changed': False, 'msg': str(exc),
+                'files': [], 'omitted': None}
+    return {'mount': target['mount'], 'roots': [], 'failed': bool(result['failed']),
+            'changed': bool(result['changed']), 'msg': result['msg'], 'files': result['files'], 'omitted': None}
+
+
+def holds_deleted_files(target, measured):
+    """Whether a full filesystem is worth a reclaim: writable, and deleted files still hold some of it.
+
+    A filesystem with no root to search (note no_roots) still counts: its
+    deleted files are found through /proc, wherever they were.
+    """
+    if target['note'] not in (None, codes.NO_ROOTS):
+        return False
+    for filesystem in measured.get('filesystems') or ():
+        if filesystem['mount'] == target['mount']:
+            return bool(filesystem.get('deleted_open_bytes'))
+    return False
+
+
 def rescue(measure, roots, options_for, check_mode, memory_limit=None, memory_fraction=None, thresholds=None,
-           max_files=50, human=str):
+           max_files=50, human=str, reclaim_for=None):
     """Rescue this host; return ``(summary, changed)``.
 
     ``measure`` is a ``Measure``; ``roots`` the directories to search;
@@ -56,6 +83,11 @@ def rescue(measure, roots, options_for, check_mode, memory_limit=None, memory_fr
     one full filesystem.  The memory budget is ``memory_limit`` (bytes), else
     ``memory_fraction`` of the memory available when the host is measured
     (``sysinfo.memory_budget``): the plan computes it once, every run gets it.
+    ``reclaim_for(mount, memory_limit)``, when given, builds the
+    ReclaimOptions of deleted.py: the deleted-but-open files of a full
+    filesystem are reclaimed first - it costs one /proc scan and no walk,
+    and it is space nothing else can reach - then the roots are compressed
+    until target_free, which counts what the reclaim gave back.
     """
     record = {'check_mode': check_mode, 'thresholds': thresholds or {}, 'runs': []}
     try:
@@ -67,7 +99,10 @@ def rescue(measure, roots, options_for, check_mode, memory_limit=None, memory_fr
                        **({'memory_fraction': memory_fraction} if memory_fraction else {}))
     record.update(measured=measured, plan=plan, memory=dict(
         (key, measured['memory'].get(key)) for key in ('mem_total', 'cgroup', 'shm')))
-    record['runs'] = [_compress(target, options_for, plan['memory_limit']) for target in plan['remediate']]
+    if reclaim_for is not None:
+        record['runs'] = [_reclaim(target, reclaim_for, plan['memory_limit']) for target in plan['full']
+                          if holds_deleted_files(target, measured)]
+    record['runs'] += [_compress(target, options_for, plan['memory_limit']) for target in plan['remediate']]
     if plan['full']:
         try:
             record['after'] = measure(mounts=[entry['mount'] for entry in plan['full']])

@@ -20,6 +20,7 @@ so a new kind of action is counted without a change here (``Tally``).
 from __future__ import absolute_import, division, print_function
 
 from . import codes
+from .rescue_open_files import empty as no_open_files, message_parts, open_files_summary
 
 # The usage figures a summary keeps of a filesystem, before and after.
 USAGE_KEYS = ('size', 'free', 'avail', 'used_pct', 'inodes', 'inodes_free', 'inodes_used_pct')
@@ -27,7 +28,7 @@ USAGE_KEYS = ('size', 'free', 'avail', 'used_pct', 'inodes', 'inodes_free', 'ino
 SUMMARY_KEYS = ('host', 'status', 'check_mode', 'msg', 'thresholds', 'memory', 'measured', 'full', 'still_full',
                 'filesystems', 'actions', 'files_compressed', 'bytes_saved', 'original_size', 'compressed_size',
                 'would_compress', 'would_save', 'recovered', 'compressed', 'would_compress_files', 'skips',
-                'failures', 'failure_count')
+                'failures', 'failure_count', 'live_files', 'deleted_files')
 
 
 def truncate(text, length):
@@ -162,6 +163,8 @@ def _message(record, summary, human):
         msg = '%s full before; compressed %d files, saved %s; %s' % (
             ', '.join(full), summary['files_compressed'], human(summary['bytes_saved']),
             ('still full: ' + ', '.join(summary['still_full'])) if summary['still_full'] else 'none still full')
+    for part in message_parts(summary, human):
+        msg += '; ' + part
     notes = ['%s %s' % (fs['mount'], fs['note']) for fs in summary['filesystems'] if fs.get('note')]
     if notes:
         msg += ' (%s)' % ', '.join(notes)
@@ -235,6 +238,7 @@ def host_summary(record, max_files=50, human=str):
         'failures': failures[:max_files],
         'failure_count': len(task_failures) + tally.count(codes.FAILED),
     }
+    summary.update(open_files_summary(tally, files, max_files))
     summary['status'] = _status(failures, summary['full'], check_mode, summary['still_full'])
     summary['msg'] = _message(record, summary, human)
     return summary
@@ -254,13 +258,15 @@ def failure_summary(host, status, reason, detail, check_mode=None):
         msg = detail
     else:
         msg = 'cannot run: %s' % truncate(detail, 200)
-    return {
+    summary = {
         'host': host, 'status': status, 'check_mode': check_mode, 'msg': msg, 'thresholds': {}, 'memory': {},
         'measured': 0, 'full': [], 'still_full': [], 'filesystems': [], 'actions': {}, 'files_compressed': 0,
         'bytes_saved': 0, 'original_size': 0, 'compressed_size': 0, 'would_compress': 0, 'would_save': 0,
         'recovered': 0, 'compressed': [], 'would_compress_files': [],
         'skips': {'count': 0, 'reasons': {}, 'files': []}, 'failures': failures, 'failure_count': len(failures),
     }
+    summary.update(no_open_files())
+    return summary
 
 
 def summary_of_result(result, host=None):

@@ -15,9 +15,15 @@ description:
     call per host.
   - Measures the local filesystems as M(sre.cmemgzip.fs_usage_info) does. A filesystem is full when it reaches
     O(max_used_pct) or O(max_inodes_used_pct).
-  - On each full filesystem that can be helped (writable, full by space, with one of O(roots) on it), compresses
-    the files matching O(patterns) under those roots as M(sre.cmemgzip.cmemgzip) does (recursively, without
-    leaving the filesystem, largest first, open files skipped) until O(target_free) is available.
+  - On each full, writable filesystem where deleted files are still held open (C(df) counts them, C(du) does not
+    see them), first reclaims them as M(sre.cmemgzip.reclaim_deleted) does, their content saved beside where they
+    were (O(deleted_files)). It is the cheapest space there is - one scan of C(/proc), no walk of the disk - and
+    nothing else can reach it.
+  - Then, on each full filesystem that can be helped (writable, full by space, with one of O(roots) on it),
+    compresses the files matching O(patterns) under those roots as M(sre.cmemgzip.cmemgzip) does (recursively,
+    without leaving the filesystem, largest first) until O(target_free) is available. A file that a process holds
+    open - a runaway log - has its first bytes saved to C(NAME-TIME.gz) and freed while its writer goes on
+    (O(live_files)); a file nobody holds becomes its own C(.gz).
   - Measures the full filesystems again and returns a summary of the host (RV(status), RV(msg), what was
     compressed, skipped and why, what failed), not every file; the counts are complete.
   - In check mode nothing changes and RV(status) is V(full) for a host with a full filesystem; the summary lists
@@ -158,6 +164,27 @@ options:
     description: How many files the summary lists per kind (compressed, would compress, skipped, failures).
     type: int
     default: 50
+  live_files:
+    description:
+      - Handle files that processes hold open (a log being written) with the live method of
+        M(sre.cmemgzip.cmemgzip) (C(open_files=live)) - their first bytes go to a new C(NAME-TIME.gz) and are freed
+        while the writer keeps appending - whatever their age. V(false) leaves them alone (skip reason C(open)).
+      - Only readers and C(O_APPEND) writers are followed; any other holder is named in a C(holder_refused) skip.
+    type: bool
+    default: true
+  live_method:
+    description:
+      - How live files are freed; see M(sre.cmemgzip.cmemgzip). V(punch_hole) keeps offsets stable for log shippers.
+    type: str
+    default: auto
+    choices: [auto, collapse, punch_hole]
+  deleted_files:
+    description:
+      - Reclaim the deleted-but-open files of each full filesystem first, as M(sre.cmemgzip.reclaim_deleted) does
+        (content saved to C(NAME-deleted-pidPID-TIME.gz) where the file was, then its space freed without stopping
+        the process). V(false) leaves them alone.
+    type: bool
+    default: true
 notes:
   - The task fails when RV(status) is V(failed) (a file or a run failed, or the host could not be measured); the
     result still has the whole summary.
@@ -415,12 +442,28 @@ failure_count:
   description: Number of failures.
   returned: always
   type: int
+live_files:
+  description:
+    - Files still being written that were cut (O(live_files)) - their first bytes saved to C(NAME-TIME.gz) and freed.
+    - C(count) and C(bytes_saved) when done, C(would) and C(would_save) in check mode, and C(files), the first
+      O(max_files) of them (C(path), C(dest), C(action), C(original_size), C(compressed_size), C(bytes_saved),
+      C(strategy), C(writer_stall)).
+  returned: always
+  type: dict
+  sample: {"count": 1, "bytes_saved": 1069547520, "would": 0, "would_save": 0, "files": []}
+deleted_files:
+  description:
+    - Deleted files still held open that were reclaimed (O(deleted_files)), with the same keys as RV(live_files).
+  returned: always
+  type: dict
+  sample: {"count": 1, "bytes_saved": 2147483648, "would": 0, "would_save": 0, "files": []}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.formatters import bytes_to_human, human_to_bytes
 
 from ansible_collections.sre.cmemgzip.plugins.module_utils import codes
+from ansible_collections.sre.cmemgzip.plugins.module_utils.deleted import ReclaimOptions
 from ansible_collections.sre.cmemgzip.plugins.module_utils.module_args import engine_options
 from ansible_collections.sre.cmemgzip.plugins.module_utils.rescue import Measure, rescue
 
@@ -449,6 +492,9 @@ ARGUMENT_SPEC = dict(
     spill_dir=dict(type='path'),
     estimate=dict(type='str', default='sample', choices=['sample', 'exact']),
     max_files=dict(type='int', default=50),
+    live_files=dict(type='bool', default=True),
+    live_method=dict(type='str', default='auto', choices=['auto', 'collapse', 'punch_hole']),
+    deleted_files=dict(type='bool', default=True),
 )
 
 
@@ -476,8 +522,15 @@ def run_module(module):
 
     def options_for(roots, memory_limit):
         return engine_options(params, module.check_mode, human_to_bytes, paths=roots, recurse=True,
-                              one_file_system=True, largest_first=True, open_files='skip', follow=False,
+                              one_file_system=True, largest_first=True, follow=False,
+                              open_files='live' if params['live_files'] else 'skip',
                               memory_limit=str(memory_limit) if memory_limit is not None else None)
+
+    def reclaim_for(mount, memory_limit):
+        return ReclaimOptions(paths=[mount], min_size=human_to_bytes(params['min_size']), save=True,
+                              level=params['level'], threads=params['threads'], memory_limit=memory_limit,
+                              journal_dir=params['journal_dir'], spill_dir=params['spill_dir'],
+                              check_mode=module.check_mode)
 
     try:
         options_for([], None)  # reject a bad size, age or target_free before anything runs
@@ -489,7 +542,8 @@ def run_module(module):
     thresholds = dict((name, params[name]) for name in ('max_used_pct', 'max_inodes_used_pct', 'target_free'))
     summary, changed = rescue(measure, params['roots'], options_for, module.check_mode,
                               memory_limit=memory_limit, memory_fraction=params['memory_fraction'],
-                              thresholds=thresholds, max_files=params['max_files'], human=bytes_to_human)
+                              thresholds=thresholds, max_files=params['max_files'], human=bytes_to_human,
+                              reclaim_for=reclaim_for if params['deleted_files'] else None)
     if summary['status'] == codes.HOST_FAILED:
         module.fail_json(changed=changed, **summary)
     module.exit_json(changed=changed, **summary)

@@ -31,7 +31,24 @@ SUMMED = (
     ('failures', lambda s: s['failure_count']),
     ('full_filesystems', lambda s: len(s['full'])),
     ('still_full_filesystems', lambda s: len(s['still_full'])),
-)
+) + tuple(
+    # Live files cut and deleted files reclaimed, each on their own (rescue_open_files.py).
+    ('%s_%s' % (kind, count), lambda s, kind=kind, count=count: (s.get(kind) or {}).get(count) or 0)
+    for kind in ('live_files', 'deleted_files') for count in ('count', 'bytes_saved', 'would', 'would_save'))
+
+
+def open_files_line(totals, check_mode, human=bytes_to_human):
+    """``live files: 2 cut, saved 1.00 GB; deleted files: 1 reclaimed, saved 2.00 GB``, or '' when none."""
+    parts = []
+    for kind, noun, verb in (('live_files', 'live files', 'cut'), ('deleted_files', 'deleted files', 'reclaimed')):
+        if check_mode and totals['%s_would' % kind]:
+            parts.append('%s: would %s %d, saving about %s' % (
+                noun, 'cut' if verb == 'cut' else 'reclaim', totals['%s_would' % kind],
+                human(totals['%s_would_save' % kind])))
+        elif not check_mode and totals['%s_count' % kind]:
+            parts.append('%s: %d %s, saved %s' % (noun, totals['%s_count' % kind], verb,
+                                                  human(totals['%s_bytes_saved' % kind])))
+    return '; '.join(parts)
 
 
 def utc_now():
@@ -45,6 +62,9 @@ def total_line(totals, check_mode, human=bytes_to_human):
         work = 'would compress %d files, saving about %s' % (totals['would_compress'], human(totals['would_save']))
     else:
         work = 'compressed %d files, saved %s' % (totals['files_compressed'], human(totals['bytes_saved']))
+    open_files = open_files_line(totals, check_mode, human)
+    if open_files:
+        work += '; ' + open_files
     return 'fleet: %d hosts (%s); %s; %d filesystems still full; %d failures' % (
         totals['hosts'], statuses, work, totals['still_full_filesystems'], totals['failures'])
 

@@ -49,7 +49,14 @@ def _fleet_total(totals):
         totals['full_filesystems'], totals['still_full_filesystems'], totals['files_compressed'],
         size(totals['bytes_saved']), totals['would_compress'], size(totals['would_save']), totals['skipped'],
         totals['failures']]
-    return ['## Fleet total', ''] + header(columns, 0) + [row(values), '']
+    lines = ['## Fleet total', ''] + header(columns, 0) + [row(values), '']
+    for kind, noun in (('live_files', 'Live files cut'), ('deleted_files', 'Deleted files reclaimed')):
+        done, would = totals.get('%s_count' % kind, 0), totals.get('%s_would' % kind, 0)
+        if done or would:
+            lines += ['%s: %d, %s saved%s.' % (noun, done, size(totals['%s_bytes_saved' % kind]),
+                                               ('; would: %d, about %s' % (would, size(totals['%s_would_save' % kind])))
+                                               if would else ''), '']
+    return lines
 
 
 def _hosts_table(hosts):
@@ -91,6 +98,12 @@ def _host_section(host, s):
         lines += _filesystems_table(s)
     if s['skips']['count']:
         lines += ['Skipped: %s.' % ', '.join('%s %d' % pair for pair in s['skips']['reasons'].items()), '']
+    for kind, title in (('live_files', 'Live file'), ('deleted_files', 'Deleted file')):
+        files = (s.get(kind) or {}).get('files')
+        if files:
+            lines += _files_table((title, 'Action', 'Saved to', 'Method', 'Size', 'Saved'), files, lambda f: [
+                cell(f['path']), f['action'], cell(f['dest']), f['strategy'] or '', size(f['original_size']),
+                size(f['bytes_saved'])])
     if s.get('compressed'):
         lines += _files_table(('Compressed', 'Original', 'Compressed', 'Saved'), s['compressed'], lambda f: [
             cell(f['path']), size(f['original_size']), size(f['compressed_size']), size(f['bytes_saved'])])
