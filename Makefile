@@ -32,6 +32,7 @@ gates: ci-deps
 
 bench: deps
 	$(ENV) python3 benchmarks/bench.py --sizes 256M,1G --levels 6,9 --runs 3
+	$(ENV) python3 benchmarks/live_bench.py --fs ext4 --size 1G --rate 10000
 
 bench-quick: deps
 	$(ENV) python3 benchmarks/bench.py --quick

@@ -256,6 +256,13 @@ def _free(target, entry, start, end):
     # collapse (4.6 s for a fresh 1 GiB file, 11 ms after this), and the
     # writer would wait for all of it.
     os.fdatasync(target.fd)
+    # Clean pages of the range dropped now, without the inode lock: the
+    # collapse or punch would drop them while holding it (0.3 s for 256 MiB
+    # on ext4).
+    try:
+        os.posix_fadvise(target.fd, start, end - start, os.POSIX_FADV_DONTNEED)
+    except (AttributeError, OSError):
+        pass
     for method in target.methods:
         entry.update(phase=PHASE_FREEING, method=method)
         try:

@@ -12,7 +12,7 @@ or at ``--rate``.  A write that fails with ENOSPC is retried with the same
 line (the filesystem is full: that is the writer's world, not an error of
 ours); any other error is counted.  Every 0.2 s and on SIGTERM it writes
 STATUS (JSON): lines written, ENOSPC retries, other errors, the worst write
-latency, and ``alive``.  With ``--unlink`` it removes PATH once opened (a
+latency, how many writes took more than 1, 10 and 100 ms, and ``alive``.  With ``--unlink`` it removes PATH once opened (a
 deleted-but-open log).
 
 As a library: ``LiveWriter`` starts and stops it (by its own pid);
@@ -62,7 +62,7 @@ def main(argv=None):
         os.unlink(args.path)
     padding = b'x' * max(0, args.line_bytes - 12)
     status = {'pid': os.getpid(), 'lines': 0, 'enospc': 0, 'errors': 0, 'worst_latency': 0.0,
-              'alive': True, 'last_error': None}
+              'over_1ms': 0, 'over_10ms': 0, 'over_100ms': 0, 'alive': True, 'last_error': None}
     stop = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
     next_status = time.monotonic()
@@ -83,7 +83,12 @@ def main(argv=None):
                 time.sleep(0.01)
             continue
         now = time.monotonic()
-        status['worst_latency'] = max(status['worst_latency'], now - started)
+        latency = now - started
+        status['worst_latency'] = max(status['worst_latency'], latency)
+        if latency > 0.001:
+            status['over_1ms'] += 1
+            status['over_10ms'] += latency > 0.01
+            status['over_100ms'] += latency > 0.1
         status['lines'] += 1
         if now >= next_status:
             _write_status(args.status, status)
