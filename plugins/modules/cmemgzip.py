@@ -24,6 +24,8 @@ description:
   - Files open in any process, hard-linked files, symlinks (unless O(follow)), non-regular files, already compressed data
     (by magic bytes) and files whose compressed copy would free nothing are skipped with a reason.
   - It starts on a host whose C(/), C(/tmp), C(/var/tmp) and home directory have no free byte.
+  - A run that was killed leaves its AnsiballZ payload directory (about 160 KB) in C(/dev/shm). Each run removes those of
+    this collection that no living run holds and that did not change for an hour (RV(payload_cleanup)).
 author:
   - sre.cmemgzip developers (@sre)
 extends_documentation_fragment:
@@ -594,6 +596,35 @@ journal:
       type: list
       elements: str
       sample: []
+payload_cleanup:
+  description:
+    - AnsiballZ payload directories of this collection (C(ansible_sre.cmemgzip.*_payload_*)) that killed runs left in
+      C(/dev/shm) or in this run's temporary directory, removed at the start of the run. Only directories of this
+      user that no living run holds (each run locks its own) and that did not change for an hour are removed.
+    - Housekeeping of the module's own files; it does not make the task changed.
+  returned: always
+  type: dict
+  contains:
+    removed:
+      description: The directories removed.
+      type: list
+      elements: str
+      returned: unless in check mode
+      sample: [/dev/shm/ansible_sre.cmemgzip.cmemgzip_payload_k2j4x9q1]
+    would_remove:
+      description: Check mode, the directories that would be removed.
+      type: list
+      elements: str
+      returned: in check mode
+    bytes_freed:
+      description: Bytes the removed directories held.
+      type: int
+      sample: 163840
+    errors:
+      description: Directories that could not be removed, with the reason.
+      type: list
+      elements: str
+      sample: []
 open_files_scan:
   description: The scan of C(/proc) for processes holding the files; it never touches a descriptor on another mount.
   returned: always
@@ -622,6 +653,7 @@ from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible_collections.sre.cmemgzip.plugins.module_utils.engine import run
 from ansible_collections.sre.cmemgzip.plugins.module_utils.errors import CmemgzipError
 from ansible_collections.sre.cmemgzip.plugins.module_utils.module_args import engine_options
+from ansible_collections.sre.cmemgzip.plugins.module_utils.payload_cleanup import clean_stale_payloads, hold_own
 from ansible_collections.sre.cmemgzip.plugins.module_utils.result_cap import DEFAULT_MAX_FILE_RESULTS
 
 ARGUMENT_SPEC = dict(
@@ -657,18 +689,22 @@ def build_options(params, check_mode):
 
 
 def main():
+    # First: a later run must see that this run's payload directory is alive.
+    hold_own()
     module = create_module()
     try:
         options = build_options(module.params, module.check_mode)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    cleanup = clean_stale_payloads(check_mode=module.check_mode)
     try:
         result = run(options)
     except CmemgzipError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), payload_cleanup=cleanup)
     except OSError as exc:
         # Nothing expected it: say which call failed on which path, without a traceback.
-        module.fail_json(msg='unexpected error: %s' % exc)
+        module.fail_json(msg='unexpected error: %s' % exc, payload_cleanup=cleanup)
+    result['payload_cleanup'] = cleanup
     if result.pop('failed'):
         module.fail_json(**result)
     module.exit_json(**result)

@@ -346,6 +346,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.cmemgzip.plugins.module_utils import usage as usage_utils
 from ansible_collections.sre.cmemgzip.plugins.module_utils.errors import CmemgzipError
+from ansible_collections.sre.cmemgzip.plugins.module_utils.payload_cleanup import hold_own
 
 ARGUMENT_SPEC = dict(
     max_used_pct=dict(type='float', default=90),
@@ -390,6 +391,8 @@ def run_module(module):
 
 
 def main():
+    # A later run must see that this run's AnsiballZ payload directory is alive (payload_cleanup).
+    hold_own()
     run_module(build_module())
 
 

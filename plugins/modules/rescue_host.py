@@ -466,6 +466,7 @@ from ansible_collections.sre.cmemgzip.plugins.module_utils import codes
 from ansible_collections.sre.cmemgzip.plugins.module_utils.deleted import ReclaimOptions
 from ansible_collections.sre.cmemgzip.plugins.module_utils.module_args import engine_options
 from ansible_collections.sre.cmemgzip.plugins.module_utils.rescue import Measure, rescue
+from ansible_collections.sre.cmemgzip.plugins.module_utils.payload_cleanup import hold_own
 
 ARGUMENT_SPEC = dict(
     max_used_pct=dict(type='float', default=90),
@@ -550,6 +551,8 @@ def run_module(module):
 
 
 def main():
+    # A later run must see that this run's AnsiballZ payload directory is alive (payload_cleanup).
+    hold_own()
     run_module(create_module())
 
 
