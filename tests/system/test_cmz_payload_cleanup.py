@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 
-
 from cmzrun import COLLECTIONS, REPO, _env, ensure_collection_link, run_ansible, short
 from fullfs import MiB
 
