@@ -137,6 +137,7 @@ class Run(object):
             self._recover()
             self._compress_all()
         finally:
+            self.compressor.close()
             self.journals.close()
         for filesystem in self.filesystems.values():
             filesystem['after'] = filesystem_usage(filesystem['mount'])

@@ -65,6 +65,7 @@ class FileCompressor(object):
         self.peak_journal = 0
         # Keys of journal entries recovery left for a human: their files wait.
         self.pending_keys = set()
+        self._open_dir = None   # (path, descriptor) of the last file's directory
 
     def process(self, candidate, filesystem):
         started = time.monotonic()
@@ -80,22 +81,37 @@ class FileCompressor(object):
 
     def _compress(self, candidate, filesystem):
         check_mode = self.options.check_mode
-        dir_fd = open_dir_nofollow(os.path.realpath(candidate.dir_path))
+        dir_fd = self._directory(candidate.dir_path)
         try:
-            try:
-                original = OpenFile(open_regular(dir_fd, candidate.name, writable=not check_mode))
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise Skip(codes.SYMLINK, 'became a symbolic link')
-                if exc.errno == errno.ENOENT:
-                    raise Skip(codes.NOT_FOUND, 'vanished')
-                raise
-            try:
-                return self._compress_open(candidate, filesystem, dir_fd, original)
-            finally:
-                original.close()
+            original = OpenFile(open_regular(dir_fd, candidate.name, writable=not check_mode))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise Skip(codes.SYMLINK, 'became a symbolic link')
+            if exc.errno == errno.ENOENT:
+                raise Skip(codes.NOT_FOUND, 'vanished')
+            raise
+        try:
+            return self._compress_open(candidate, filesystem, dir_fd, original)
         finally:
-            os.close(dir_fd)
+            original.close()
+
+    def _directory(self, dir_path):
+        """The directory, opened without following a symlink; kept open for the next file in it.
+
+        Files come directory by directory: opening each path component anew
+        for every file cost a dozen system calls a file.  The descriptor
+        stays bound to the directory that was opened, whatever is renamed
+        meanwhile.
+        """
+        if self._open_dir is None or self._open_dir[0] != dir_path:
+            self.close()
+            self._open_dir = (dir_path, open_dir_nofollow(os.path.realpath(dir_path)))
+        return self._open_dir[1]
+
+    def close(self):
+        if self._open_dir is not None:
+            os.close(self._open_dir[1])
+            self._open_dir = None
 
     def _compress_open(self, candidate, filesystem, dir_fd, original):
         options = self.options

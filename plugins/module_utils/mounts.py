@@ -283,13 +283,22 @@ class MountTable(object):
     def __init__(self, entries=None):
         self.entries = read_mountinfo() if entries is None else entries
         self._hidden = hidden_mount_ids(self.entries)
+        self._found = {}
 
     def find(self, path, device_number=None):
         """The visible mount holding ``path`` (a MountEntry), or None.
 
         ``device_number`` prefers a mount of that device: btrfs subvolumes
         report anonymous device numbers, hence the path is the fallback.
+        Answers are remembered: the table is one snapshot, and a run asks
+        about the same directory once per file in it.
         """
+        key = (path, device_number)
+        if key not in self._found:
+            self._found[key] = self._find(path, device_number)
+        return self._found[key]
+
+    def _find(self, path, device_number):
         path = os.path.realpath(path)
         best = mount_of_path(path, self.entries, self._hidden)
         if device_number is None or best is None or os.makedev(best.major, best.minor) == device_number:
