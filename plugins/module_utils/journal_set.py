@@ -54,6 +54,10 @@ OWN_FS_TYPES = frozenset((
 ))
 
 
+_HELD = 'held'
+_GONE = 'gone'
+
+
 class JournalChoice(object):
     """Where one file's copy goes, and the cap on its size with the reason for the cap."""
 
@@ -95,12 +99,17 @@ class JournalSet(object):
                 self.journals.append(journal)
         self._find_own_fs_journals()
 
-    def _open(self, journal, create):
-        """The journal opened (or, absent in check mode, described), or None with a note."""
+    def _open(self, journal, create, unsafe_blocks=True):
+        """The journal opened (or, absent in check mode, described), or None with a note.
+
+        ``unsafe_blocks``: a planted directory there is a reason files cannot be
+        journaled (``journal_unsafe``), not just a note.
+        """
         try:
             journal.open(create=create)
         except JournalUnsafe as exc:
-            self.unsafe.append(str(exc))
+            if unsafe_blocks:
+                self.unsafe.append(str(exc))
             self.notes.append(str(exc))
             return None
         except OSError as exc:
@@ -132,15 +141,37 @@ class JournalSet(object):
                 if (st.st_dev, st.st_ino) in seen:
                     continue  # the same directory through a bind mount
                 seen.add((st.st_dev, st.st_ino))
-                journal = self._open(Journal(mount.mount_point, name), create=False)
+                journal = self._open(Journal(mount.mount_point, name), create=False, unsafe_blocks=False)
                 if journal is not None and journal.opened:
                     self.own_fs[journal.device] = journal
 
     def lock(self):
-        """One run per user and host at a time: recovery must not take a live run's journal."""
-        for journal in self.opened():
-            self._lock(journal)
+        """One run per user and host at a time: recovery must not take a live run's journal.
+
+        journal_dir and spill_dir are this run's own: another run holding one
+        stops this run.  A journal found on some filesystem's root may belong
+        to a run working elsewhere: held, it is left alone for this run.
+        """
+        for journal in self.journals:
+            if journal.opened:
+                self._lock(journal)
+        for device, journal in list(self.own_fs.items()):
+            if journal is not None and self._claim(journal) is not True:
+                self.own_fs[device] = None
         self._locked = True
+
+    def _claim(self, journal):
+        """Lock an own-filesystem journal: True, or (closed) HELD by a living run (noted) or GONE (removed empty)."""
+        try:
+            self._lock(journal)
+        except AnotherRunActive:
+            self.notes.append('%s is in use by another run: left alone' % journal.path)
+            journal.close()
+            return _HELD
+        if os.fstat(journal._dir_fd).st_nlink == 0:
+            journal.close()  # its run removed it, empty, while we opened it
+            return _GONE
+        return True
 
     @staticmethod
     def _lock(journal):
@@ -221,24 +252,26 @@ class JournalSet(object):
         mount = self.mounts.find(dir_path, st.st_dev)
         if mount is None or mount.fstype not in OWN_FS_TYPES:
             return None
-        journal = Journal(mount.mount_point, own_fs_journal_name())
         try:
-            if self._room(journal, same_fs=True) <= 0:
-                return None  # not cached: the room may grow as files are compressed
+            if self._room(Journal(mount.mount_point, own_fs_journal_name()), same_fs=True) <= 0:
+                return None  # not remembered: the room may grow as files are compressed
         except OSError:
             return None
-        journal = self._open(journal, create=not self.check_mode)
-        if journal is not None and journal.device != st.st_dev:
-            self.notes.append('%s is not on the filesystem of %s' % (journal.path, dir_path))
-            journal.close()
-            journal = None
-        if journal is not None and journal.opened and self._locked:
-            try:
-                self._lock(journal)
-            except (AnotherRunActive, OSError) as exc:
-                self.notes.append(str(exc))
+        # Twice at most: another run may remove the directory, empty, between
+        # our mkdir and our lock; it is then made anew.
+        for _attempt in range(2):
+            journal = self._open(Journal(mount.mount_point, own_fs_journal_name()), create=not self.check_mode)
+            if journal is not None and journal.device != st.st_dev:
+                self.notes.append('%s is not on the filesystem of %s' % (journal.path, dir_path))
                 journal.close()
                 journal = None
+            if journal is None or not journal.opened:
+                break
+            claimed = self._claim(journal)
+            if claimed is not _GONE:
+                journal = journal if claimed is True else None
+                break
+            journal = None
         self.own_fs[st.st_dev] = journal
         return journal
 

@@ -278,3 +278,30 @@ def test_threads_bounded_by_memory_limit(fullfs, journal_dir, tmp_path):
     assert many['memory']['threads_requested'] == 1000
     grown = many['memory']['peak_rss'] - one['memory']['peak_rss']
     assert grown <= 40 * MiB, 'threads=1000 grew RSS by %d MiB at a 40 MiB limit' % (grown // MiB)
+
+
+def test_a_journal_another_run_holds_on_some_filesystem_is_left_alone(engine, fullfs, journal_dir):
+    """Every run looks for own-filesystem journals on every local filesystem; one that a
+    living run holds (its lock) belongs to that run: this run neither fails nor touches it."""
+    elsewhere = fullfs('tmpfs', size=16 * MiB)
+    held = elsewhere.mnt / ('.' + ROOT_JOURNAL)
+    held.mkdir(mode=0o700)
+    (held / 'k.gz').write_bytes(b'a live run is writing this')
+    code = ('import fcntl, os, sys, time\n'
+            'fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n'
+            'fcntl.flock(fd, fcntl.LOCK_EX)\n'
+            'print("ready", flush=True)\n'
+            'time.sleep(600)\n')
+    holder = subprocess.Popen(['/usr/bin/python3', '-c', code, str(held)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b'ready'
+        fs = fullfs('tmpfs', size=32 * MiB)
+        f = fs.write_log('app.log', 2 * MiB, seed=117)
+        fs.fill()
+        result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=journal_dir))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert entry(result, f)['action'] == 'compressed', short(result)
+    assert any(str(held) in note and 'another run' in note for note in result['journal']['notes']), result['journal']
+    assert os.listdir(held) == ['k.gz']
