@@ -193,7 +193,6 @@ def test_own_filesystem_journal_is_recovered_by_the_next_run(fullfs):
 # -- per-user journal directories ------------------------------------------------
 
 
-
 def test_non_root_run_after_a_root_run(engine, fullfs):
     fs = fullfs('tmpfs', size=32 * MiB)
     mine = fs.write_log('root.log', 2 * MiB, seed=110)
