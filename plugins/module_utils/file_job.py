@@ -121,7 +121,7 @@ class FileCompressor(object):
             raise Skip(codes.CHANGED_WHILE_READING, 'replaced by another file since it was found')
         if st.st_nlink > 1:
             raise Skip(codes.HARDLINKED, '%d hard links' % st.st_nlink)
-        if entry_key(filesystem_id(fd), st.st_ino) in self.pending_keys:
+        if self.pending_keys and entry_key(filesystem_id(fd), st.st_ino) in self.pending_keys:
             raise Skip(codes.JOURNAL_PENDING, 'an earlier run left a journal entry for this file that recovery '
                        'could not settle: see that entry\'s result (it names the copy)')
         found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))

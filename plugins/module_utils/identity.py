@@ -19,15 +19,23 @@ original's bytes at that offset) from anything else.
 
 The filesystem identity (``filesystem_id``), in order of preference:
 
-1. ``fsid:HEX``: statvfs ``f_fsid`` where the kernel derives it from the
-   filesystem UUID (ext2/3/4, btrfs - there per subvolume, which matters
-   because btrfs inode numbers are per subvolume -, tmpfs since 6.x).
-2. ``uuid:HEX``: the UUID read from the superblock of the mounted block
-   device, where ``f_fsid`` is only the device number (xfs).
-3. ``dev:HEX``: the device number, when neither is available (the block
-   device is not readable, e.g. in a container).  A reboot that renumbers
-   the device then makes the entry's filesystem look gone: it is reported
-   ``filesystem_gone`` and kept for a human, never written blindly.
+1. ``uuid:HEX``: the UUID in the superblock of the mounted block device
+   (ext2/3/4, xfs; btrfs with ``:ROOT`` appended, the subvolume's tree id,
+   because btrfs inode numbers are per subvolume).
+2. ``fsid:HEX``: statvfs ``f_fsid`` where the kernel derives it from the
+   filesystem UUID (ext2/3/4, btrfs per subvolume, tmpfs since 6.x), for a
+   device that cannot be read (not root, no device node in a container).
+   xfs's ``f_fsid`` is only its device number and is not used; btrfs gives
+   a mounted clone of a filesystem it already knows a random temporary fsid
+   (Linux 6.7+), which is why the superblock comes first.
+3. ``dev:HEX``: the device number, when neither is available.  A reboot
+   that renumbers the device then makes the entry's filesystem look gone:
+   it is reported ``filesystem_gone`` and kept for a human, never written
+   blindly.
+
+Recovery accepts any of the names the filesystem has now
+(``filesystem_ids``), so an entry recorded by a root run is still found
+when only ``f_fsid`` can be read, and the other way round.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,6 +44,7 @@ import array
 import fcntl
 import os
 import stat
+import struct
 import zlib
 
 EVIDENCE_SPAN = 64 * 1024
@@ -43,6 +52,12 @@ _CHUNK = 1024 * 1024
 _PAGE = 4096
 _FS_IOC_GETVERSION = 0x80087601 if array.array('l').itemsize == 8 else 0x80047601
 _MOUNTINFO = '/proc/self/mountinfo'
+_BTRFS_SUPER = 64 * 1024
+_BTRFS_FSID_AT = 0x20
+_BTRFS_MAGIC_AT = 0x40
+_BTRFS_MAGIC = b'_BHRfS_M'
+_BTRFS_FIRST_FREE_OBJECTID = 256
+_BTRFS_IOC_INO_LOOKUP = 0xD0009412
 # (superblock offset, magic offset, magic, uuid offset) inside the superblock.
 _SUPERBLOCKS = (
     (0, 0, b'XFSB', 32),              # xfs
@@ -60,11 +75,23 @@ UNTOUCHED = frozenset((ORIGINAL, GROWN))
 
 
 def filesystem_id(fd):
-    """A name of the filesystem holding ``fd`` that survives a reboot (see above)."""
-    # Not cached: a device number names another filesystem after an
-    # unmount, and these are a few cheap system calls.
+    """The preferred name of the filesystem holding ``fd`` (see above)."""
+    return filesystem_ids(fd)[0]
+
+
+def filesystem_ids(fd):
+    """Every name the filesystem holding ``fd`` has, preferred first.
+
+    Not cached: a device number names another filesystem after an unmount,
+    and these are a few cheap system calls.
+    """
     st = os.fstat(fd)
-    return _stable_fsid(fd, st) or _superblock_uuid(st.st_dev) or 'dev:%x' % st.st_dev
+    names = [name for name in (_superblock_uuid(fd, st.st_dev), _stable_fsid(fd, st)) if name]
+    return names + ['dev:%x' % st.st_dev]
+
+
+def same_filesystem(fd, recorded):
+    return recorded in filesystem_ids(fd)
 
 
 def _stable_fsid(fd, st):
@@ -79,45 +106,66 @@ def _stable_fsid(fd, st):
     return 'fsid:%016x' % fsid
 
 
-def _mount_source(st_dev):
-    wanted = '%d:%d' % (os.major(st_dev), os.minor(st_dev))
+def _mount_source(fd):
+    """The source (device path) of the mount ``fd`` lives on, by its mnt_id in /proc/self/fdinfo."""
     try:
+        with open('/proc/self/fdinfo/%d' % fd, 'rb') as handle:
+            mount_id = [line.split()[1] for line in handle if line.startswith(b'mnt_id:')][0]
         with open(_MOUNTINFO, 'rb') as handle:
             for line in handle:
                 fields = line.split()
-                if len(fields) > 2 and fields[2].decode('ascii', 'replace') == wanted and b' - ' in line:
+                if fields and fields[0] == mount_id and b' - ' in line:
                     after = line.split(b' - ', 1)[1].split()
-                    if len(after) > 1:
-                        return os.fsdecode(after[1])
-    except (IOError, OSError):
+                    return os.fsdecode(after[1]) if len(after) > 1 else None
+    except (IOError, OSError, IndexError):
         pass
     return None
 
 
-def _superblock_uuid(st_dev):
-    """The UUID in the superblock of the block device ``st_dev`` (xfs, ext*), or None."""
-    source = _mount_source(st_dev)
+def _superblock_uuid(fd, st_dev):
+    """The UUID in the superblock of the mounted block device (ext*, xfs, btrfs), or None."""
+    source = _mount_source(fd)
     if not source or not source.startswith('/dev/'):
         return None
     try:
-        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        device = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISBLK(st.st_mode) or st.st_rdev != st_dev:
+        st = os.fstat(device)
+        if not stat.S_ISBLK(st.st_mode):
             return None
-        for base, magic_at, magic, uuid_at in _SUPERBLOCKS:
-            block = os.pread(fd, 2048, base)
-            if block[magic_at:magic_at + len(magic)] == magic:
-                uuid = block[uuid_at:uuid_at + 16]
-                if len(uuid) == 16 and uuid.strip(b'\0'):
-                    return 'uuid:' + uuid.hex()
+        if st.st_rdev == st_dev:
+            for base, magic_at, magic, uuid_at in _SUPERBLOCKS:
+                block = os.pread(device, 2048, base)
+                if block[magic_at:magic_at + len(magic)] == magic:
+                    return _uuid_name(block[uuid_at:uuid_at + 16])
+            return None
+        # btrfs: the mount's device number is an anonymous one.
+        block = os.pread(device, 4096, _BTRFS_SUPER)
+        root = _btrfs_root(fd)
+        if block[_BTRFS_MAGIC_AT:_BTRFS_MAGIC_AT + 8] == _BTRFS_MAGIC and root is not None:
+            name = _uuid_name(block[_BTRFS_FSID_AT:_BTRFS_FSID_AT + 16])
+            return name and '%s:%d' % (name, root)
     except OSError:
         return None
     finally:
-        os.close(fd)
+        os.close(device)
     return None
+
+
+def _uuid_name(uuid):
+    return 'uuid:' + uuid.hex() if len(uuid) == 16 and uuid.strip(b'\0') else None
+
+
+def _btrfs_root(fd):
+    """The tree id of the btrfs subvolume holding ``fd`` (BTRFS_IOC_INO_LOOKUP), or None."""
+    args = bytearray(struct.pack('=QQ', 0, _BTRFS_FIRST_FREE_OBJECTID) + b'\0' * 4080)
+    try:
+        fcntl.ioctl(fd, _BTRFS_IOC_INO_LOOKUP, args, True)
+    except (OSError, IOError):
+        return None
+    return struct.unpack_from('=Q', args, 0)[0]
 
 
 def entry_key(fs_id, ino):
@@ -166,7 +214,7 @@ def same_inode(fd, manifest):
     if st.st_ino != manifest['ino']:
         return False
     if 'fs_id' in manifest:
-        if filesystem_id(fd) != manifest['fs_id']:
+        if not same_filesystem(fd, manifest['fs_id']):
             return False
     elif st.st_dev != manifest.get('dev'):  # a version 1 manifest
         return False

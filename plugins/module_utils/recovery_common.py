@@ -17,7 +17,7 @@ import os
 import time
 
 from . import codes, open_files
-from .identity import filesystem_id
+from .identity import filesystem_id, same_filesystem
 from .results import FileResult
 from .safe_fs import FileBusy, WriteLease, open_dir_nofollow
 
@@ -126,8 +126,9 @@ def locate(entry, context):
             return Located(outcome=keep_for_human(entry, codes.JOURNAL_ORPHANED, '%s was removed' % directory))
         return Located(outcome=_gone(entry, context))
     if not _fd_on_recorded_filesystem(dir_fd, manifest):
+        found = filesystem_id(dir_fd)
         os.close(dir_fd)
-        return Located(outcome=_gone(entry, context))
+        return Located(outcome=_gone(entry, context, found))
     return Located(dir_fd=dir_fd)
 
 
@@ -150,11 +151,11 @@ def _on_recorded_filesystem(path, manifest):
 
 def _fd_on_recorded_filesystem(fd, manifest):
     if 'fs_id' in manifest:
-        return filesystem_id(fd) == manifest['fs_id']
+        return same_filesystem(fd, manifest['fs_id'])
     return os.fstat(fd).st_dev == manifest.get('dev')  # a version 1 manifest
 
 
-def _gone(entry, context):
+def _gone(entry, context, found=None):
     path = paths_of(entry.manifest)[0]
     where = '%s (manifest %s)' % (entry.data_path, entry.data_path[:-3] + '.json')
     if entry.manifest.get('reported_gone'):
@@ -163,7 +164,8 @@ def _gone(entry, context):
         return None
     if not context.check_mode:
         entry.update(reported_gone=time.time())
+    now = ' (%s is on %s now)' % (entry.manifest['dir'], found) if found else ''
     return result(entry, codes.SKIPPED, codes.FILESYSTEM_GONE,
-                  'the filesystem %s that held this file is not mounted at %s any more; the verified compressed '
+                  'the filesystem %s that held this file is not mounted at %s any more%s; the verified compressed '
                   'copy is kept at %s for a human (later runs only list it in journal.notes)'
-                  % (entry.manifest.get('fs_id', '?'), entry.manifest['dir'], where))
+                  % (entry.manifest.get('fs_id', '?'), entry.manifest['dir'], now, where))

@@ -113,26 +113,41 @@ def _losetup(*args):
 
 
 def renumber(fs):
-    """Unmount ``fs``, attach its image to a *different* loop device, mount it again."""
+    """Unmount ``fs``, attach its image to a *different* loop device, mount it again.
+
+    The machine is shared: another test may take a loop device between our
+    attach and our mount, so a failed mount is retried on a fresh device.
+    """
     subprocess.run(['umount', str(fs.mnt)], check=True)
     fs.mounted = False
     old = fs.dev
     _losetup('-d', old)
     fs.dev = None
-    # Hold the old number with a placeholder so that --find picks another.
+    for attempt in range(3):
+        fs.dev = _attach_elsewhere(fs.image, old)
+        done = subprocess.run(['mount', '-t', fs.kind, fs.dev, str(fs.mnt)], capture_output=True, text=True)
+        if done.returncode == 0:
+            fs.mounted = True
+            return old, fs.dev
+        _losetup('-d', fs.dev)
+        fs.dev = None
+        time.sleep(0.5)
+    raise AssertionError('could not mount %s again: %s' % (fs.image, done.stderr))
+
+
+def _attach_elsewhere(image, old):
+    # Hold the old number with placeholders so that --find picks another.
     placeholders = []
     try:
         while _losetup('--find') == old:
-            fd, image = tempfile.mkstemp(prefix='cmz-it-placeholder-', dir='/var/tmp')
+            fd, placeholder = tempfile.mkstemp(prefix='cmz-it-placeholder-', dir='/var/tmp')
             os.close(fd)
-            os.truncate(image, 1 << 20)
-            placeholders.append((_losetup('--find', '--show', image), image))
-        fs.dev = _losetup('--find', '--show', str(fs.image))
+            os.truncate(placeholder, 1 << 20)
+            placeholders.append((_losetup('--find', '--show', placeholder), placeholder))
+        device = _losetup('--find', '--show', str(image))
     finally:
-        for device, image in placeholders:
-            _losetup('-d', device)
-            os.unlink(image)
-    assert fs.dev != old, (old, fs.dev)
-    subprocess.run(['mount', '-t', fs.kind, fs.dev, str(fs.mnt)], check=True)
-    fs.mounted = True
-    return old, fs.dev
+        for device_held, placeholder in placeholders:
+            _losetup('-d', device_held)
+            os.unlink(placeholder)
+    assert device != old, (old, device)
+    return device

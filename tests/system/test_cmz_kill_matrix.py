@@ -62,3 +62,32 @@ def test_sigkill_at_each_destructive_call(kind, point, fullfs, journal_dir, tmp_
     assert len(entries(rerun, action='recovered')) == 1, short(rerun)
     for marked in (fs.data / names[0], fs.mnt):
         assert not [a for a in os.listxattr(marked) if a.startswith('user.cmemgzip')], 'marks left on %s' % marked
+
+
+EIO_CASES = ([('ext4', p) for p in INPLACE_POINTS if not p.startswith('renameat2')]
+             + [('btrfs', p) for p in TRUNCATE_FIRST_POINTS if not p.startswith('renameat2')])
+
+
+@pytest.mark.parametrize('kind,point', EIO_CASES)
+def test_eio_at_each_destructive_call(kind, point, fullfs, journal_dir, tmp_path):
+    """An I/O error instead of a kill: the result names the file and the kept copy, and
+    a rerun finishes the file."""
+    fs = fullfs(kind, size=KINDS[kind])
+    data = log_bytes(32 * MiB, seed=92)
+    path = fs.write_file('app.log', data)
+    fs.fill()
+    syscall, when = point.split(':')
+    args = {'path': [str(path)], 'journal_dir': journal_dir, 'min_size': 0, 'level': 1}
+    rc, result = run_injected(args, '%s:error=EIO:%s' % (syscall, when), str(tmp_path))
+    assert result is not None, rc
+    found = entries(result, path=str(path))
+    assert len(found) == 1 and found[0]['action'] == 'failed', short(result)
+    kept = [n for n in os.listdir(os.path.join(journal_dir, SUBDIR)) if n.endswith('.gz')]
+    assert len(kept) == 1 and kept[0] in found[0]['detail'], found[0]['detail']
+    assert 'Input/output error' in found[0]['detail'] and str(fs.data) in found[0]['detail'], found[0]['detail']
+
+    rerun = run_direct(dict(args, path=[str(fs.mnt / 'elsewhere')]), str(tmp_path))
+    assert not rerun.get('failed'), short(rerun)
+    assert [e['reason'] for e in entries(rerun, action='recovered')] == ['finished'], short(rerun)
+    assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
+    assert os.listdir(os.path.join(journal_dir, SUBDIR)) == []

@@ -95,6 +95,8 @@ def test_keys_and_filesystem_identity(tmp_path):
     fd = os.open(str(tmp_path), os.O_RDONLY)
     try:
         fs_id = identity.filesystem_id(fd)
+        assert identity.same_filesystem(fd, fs_id)
+        assert identity.filesystem_ids(fd)[-1].startswith('dev:')
     finally:
         os.close(fd)
     assert fs_id.split(':')[0] in ('fsid', 'uuid', 'dev')
