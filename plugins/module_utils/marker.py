@@ -15,8 +15,8 @@ silent.  Before its first destructive step on a file whose copy is only in
 RAM, a run sets two extended attributes, both a few dozen bytes (they fit
 inside the inode on ext4 and xfs, so they need no free block):
 
-* ``user.cmemgzip`` on the file: the journal key, the compressed size and
-  CRC-32 (they prove a file complete), the time;
+* ``user.cmemgzip`` on the file: a hash of the journal key, the compressed
+  size and CRC-32 (they prove a file complete), the time;
 * ``user.cmemgzip.<inode>`` on the directory the filesystem is mounted at:
   the file's handle (name_to_handle_at), so that a later run finds the file
   whatever its name and whatever paths it was given on that filesystem.
@@ -36,6 +36,7 @@ import glob
 import os
 import struct
 import time
+import zlib
 
 from . import codes
 from .identity import crc_range
@@ -44,7 +45,7 @@ from .rewrite import MARKER_XATTR
 
 GZ = '.gz'
 ROOT_PREFIX = MARKER_XATTR + '.'
-_VERSION = 'v1'
+_VERSION = 'v2'
 _AT_EMPTY_PATH = 0x1000
 _MAX_HANDLE = 128
 _HANDLE_HEADER = struct.Struct('=Ii')
@@ -62,8 +63,10 @@ class Marker(object):
 
     def place(self):
         manifest = self.entry.manifest
-        value = '%s %s %d %d %d' % (_VERSION, self.entry.key, manifest['compressed_size'],
-                                    manifest['compressed_crc32'], int(time.time()))
+        # Short (about 40 bytes): with its header it must fit in the room an
+        # ext4 inode of 256 bytes has for extended attributes (92 bytes).
+        value = '%s %08x %x %08x %x' % (_VERSION, key_hash(self.entry.key), manifest['compressed_size'],
+                                        manifest['compressed_crc32'], int(time.time()))
         try:
             os.setxattr(self.fd, MARKER_XATTR, value.encode('ascii'))
         except OSError:
@@ -149,11 +152,16 @@ def read_marker(path):
     fields = raw.decode('ascii', 'replace').split()
     try:
         if len(fields) == 5 and fields[0] == _VERSION:
-            return {'key': fields[1], 'compressed_size': int(fields[2]), 'compressed_crc32': int(fields[3]),
-                    'time': int(fields[4])}
+            return {'key': int(fields[1], 16), 'compressed_size': int(fields[2], 16),
+                    'compressed_crc32': int(fields[3], 16), 'time': int(fields[4], 16)}
     except ValueError:
         pass
     return {'key': None}
+
+
+def key_hash(key):
+    """The short form of a journal key a mark carries."""
+    return zlib.crc32(key.encode('utf-8', 'surrogateescape'))
 
 
 def _complete(path, marker):
@@ -206,9 +214,10 @@ def lost_rewrites(paths, pending_keys, check_mode, mounts):
     """
     found = []
     marked = set()
+    pending = set(key_hash(key) for key in pending_keys)
     for path in paths:
         marker = read_marker(path)
-        if marker is None or path in marked or marker.get('key') in pending_keys:
+        if marker is None or path in marked or marker.get('key') in pending:
             continue
         mount = mounts.find(path)
         if _complete(path, marker):
@@ -219,10 +228,10 @@ def lost_rewrites(paths, pending_keys, check_mode, mounts):
         since = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(marker['time'])) if marker.get('time') else '?'
         found.append(FileResult(path, None, action=codes.FAILED, reason=codes.JOURNAL_LOST, seconds=0.0,
                                 detail='a run that rewrote this file (since %s) did not finish, and its journal copy '
-                                       '(key %s) is gone, most likely with a reboot that emptied a RAM journal: the '
+                                       '(key hash %08x) is gone, most likely with a reboot that emptied a RAM journal: the '
                                        'file may be incomplete. Check it with gzip -t; if that fails restore it from '
                                        'a backup. Then remove the marks: setfattr -x %s %s; setfattr -x %s%d %s'
-                                       % (since, marker.get('key'), MARKER_XATTR, path, ROOT_PREFIX,
+                                       % (since, marker.get('key') or 0, MARKER_XATTR, path, ROOT_PREFIX,
                                           os.lstat(path).st_ino, mount.mount_point if mount else '/')))
     return found, marked
 
