@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.cmemgzip contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The window strategy inside a run: when to use it, its commit and checkpoints, its end.
+
+``plan`` decides per file: the window is used on request (``strategy:
+window``) and, with ``strategy: auto``, whenever the journal cannot be sure
+to hold the whole compressed copy (its cap is below the file's size).  The
+journal then holds only a checkpoint (window_format.WindowState) under the
+usual key, as a manifest of kind ``window``.
+
+The commit is the last moment to give up: the file is checked unchanged,
+not reopened, NAME.gz absent; the first checkpoint is published; the file is
+renamed to NAME.gz (never replacing a name) and the directory synced; only
+then is the first byte written.  A rename refused for lack of space (btrfs
+metadata, a full directory block) leaves the name as it is until the end,
+and the checkpoint says so (``current``).
+
+This is a private module_utils file of sre.cmemgzip: it may change without
+notice.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import errno
+import os
+import time
+import zlib
+
+from . import codes
+from .gzip_member import BLOCK_SIZE, Cancelled
+from .journal import JOURNAL_HEADROOM, JournalEntry
+from .replace import ReplaceIncomplete, file_metadata
+from .safe_fs import FileBusy, WriteLease, fsync_dir, rename_noreplace, stat_nofollow
+from .window import NotCommitted, WindowCompressor, finish
+from .window_format import KIND, PROOF_SPAN, WindowState, window_header
+from .window_fs import unsuitable
+from .window_salvage import SalvageError, read_checkpoint
+
+WINDOW = 'window'
+STRATEGY_AUTO = 'auto'
+STRATEGY_COPY = 'copy'
+STRATEGY_WINDOW = 'window'
+STRATEGIES = (STRATEGY_AUTO, STRATEGY_COPY, STRATEGY_WINDOW)
+MAX_INTERVAL_BLOCKS = 8
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _skip(reason, detail, **extra):
+    from .file_job import Skip  # file_job calls into this module: import when needed
+    return Skip(reason, detail, **extra)
+
+
+class WindowPlan(object):
+    """The journal a window run checkpoints into, and its bounds."""
+
+    __slots__ = ('journal', 'interval_blocks', 'precommit_limit')
+
+    def __init__(self, journal, interval_blocks, precommit_limit):
+        self.journal = journal
+        self.interval_blocks = interval_blocks
+        self.precommit_limit = precommit_limit
+
+
+def plan(compressor, filesystem, st, fd, choice):
+    """A WindowPlan when this file goes through the window, None for the copy strategies."""
+    option = getattr(compressor.options, 'strategy', STRATEGY_AUTO) or STRATEGY_AUTO
+    if option == STRATEGY_COPY or choice is None and option == STRATEGY_AUTO:
+        return None
+    if option == STRATEGY_AUTO and choice.cap >= st.st_size - 1:
+        return None  # the journal holds any copy this file can compress to
+    why = unsuitable(fd, st, filesystem.get('fstype'), compressor.journals.mounts)
+    if why:
+        if option == STRATEGY_WINDOW:
+            raise _skip(codes.WINDOW_UNSUPPORTED, why)
+        return None
+    room = choice.journal.available_bytes() - JOURNAL_HEADROOM if choice is not None else 0
+    # A checkpoint is at most interval blocks of output, base64 (4/3), and
+    # the old one stays until the new one is renamed over it.
+    interval = min(MAX_INTERVAL_BLOCKS, room * 3 // (8 * BLOCK_SIZE))
+    if interval < 2:
+        raise _skip(codes.NO_JOURNAL_SPACE, 'the window needs %d MiB in a journal off this filesystem for its '
+                    'checkpoints; %s' % (6, compressor.journals.no_space_detail()))
+    precommit = min(room * 3 // 8 - interval * BLOCK_SIZE, compressor.memory_limit // 4)
+    return WindowPlan(choice.journal, interval, max(precommit, BLOCK_SIZE))
+
+
+def lease_cancelled(lease):
+    if lease is not None and lease.held:
+        return lambda: lease.broken
+    return None
+
+
+class _Checkpoints(object):
+    """Publishes the window's state as the manifest of its journal entry."""
+
+    def __init__(self, entry, fd, static):
+        self.entry = entry
+        self.fd = fd
+        self.static = static
+        self.peak_bytes = 0
+        self._last_bytes = 0
+
+    def publish(self, state, **changes):
+        fields = dict(self.static)
+        fields.update(state.as_manifest())
+        fields['proof_crc32'] = zlib.crc32(os.pread(self.fd, PROOF_SPAN, state.read))
+        fields.update(changes)
+        self.entry.update(**fields)
+        size = os.stat(self.entry.journal.path + '/' + self.entry.key + '.json').st_size
+        # The previous checkpoint exists until the new one replaces it.
+        self.peak_bytes = max(self.peak_bytes, size + self._last_bytes)
+        self._last_bytes = size
+
+
+class _Commit(object):
+    """The last checks, the first checkpoint and the rename: called once, just before the first write."""
+
+    def __init__(self, candidate, st, dir_fd, fd, lease, checkpoints):
+        self.candidate = candidate
+        self.st = st
+        self.dir_fd = dir_fd
+        self.fd = fd
+        self.lease = lease
+        self.checkpoints = checkpoints
+        self.done = False
+        self.current = candidate.dest_name
+
+    def __call__(self, state):
+        candidate = self.candidate
+        st = self.st
+        now = os.fstat(self.fd)
+        if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            raise _skip(codes.CHANGED_WHILE_READING, 'the file changed while it was read')
+        if self.lease is not None and self.lease.broken:
+            raise _skip(codes.OPEN, 'another process opened the file while it was compressed')
+        if stat_nofollow(self.dir_fd, candidate.dest_name) is not None:
+            raise _skip(codes.DEST_EXISTS, '%s appeared while compressing' % candidate.dest)
+        self.checkpoints.publish(state)
+        try:
+            rename_noreplace(self.dir_fd, candidate.name, self.dir_fd, candidate.dest_name)
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                self.checkpoints.entry.discard()
+                if exc.errno == errno.EEXIST:
+                    raise _skip(codes.DEST_EXISTS, '%s appeared just before the rename' % candidate.dest)
+                raise
+            # No room for the new name: compress under the old one, rename at the end.
+            self.current = candidate.name
+            self.checkpoints.publish(state, current=candidate.name)
+        fsync_dir(self.dir_fd)
+        self.done = True
+
+
+def _static_manifest(candidate, st, fd, level):
+    return {
+        'version': 1, 'kind': KIND, 'strategy': WINDOW, 'dir': os.path.realpath(candidate.dir_path),
+        'name': candidate.name, 'dest': candidate.dest_name, 'current': candidate.dest_name,
+        'dev': st.st_dev, 'ino': st.st_ino, 'size': st.st_size, 'allocated': st.st_blocks * 512,
+        'mtime_ns': st.st_mtime_ns, 'atime_ns': st.st_atime_ns, 'level': level, 'block_size': BLOCK_SIZE,
+        'created': time.time(), 'pid': os.getpid(), 'metadata': file_metadata(fd),
+    }
+
+
+def compress(compressor, candidate, st, dir_fd, original, window_plan, lease):
+    """Compress the open file into itself; returns the result fields."""
+    fd = original.fd
+    options = compressor.options
+    key = '%x-%d' % (st.st_dev, st.st_ino)
+    entry = JournalEntry(window_plan.journal, key, manifest={})
+    checkpoints = _Checkpoints(entry, fd, _static_manifest(candidate, st, fd, options.level))
+    commit = _Commit(candidate, st, dir_fd, fd, lease, checkpoints)
+    header = window_header(os.fsencode(candidate.name), int(st.st_mtime), options.level, st.st_size, st.st_ino)
+    state = WindowState(pending=header)
+    engine = WindowCompressor(fd, st.st_size, state, options.level, compressor.threads, checkpoints.publish,
+                              commit=commit, cancelled=lease_cancelled(lease),
+                              precommit_limit=window_plan.precommit_limit,
+                              interval_blocks=window_plan.interval_blocks)
+    try:
+        engine.run()
+        finish(fd, state, st.st_size, st.st_atime_ns, st.st_mtime_ns)
+        if commit.current != candidate.dest_name:
+            rename_noreplace(dir_fd, commit.current, dir_fd, candidate.dest_name)
+            fsync_dir(dir_fd)
+    except NotCommitted as exc:
+        raise _skip(exc.reason, exc.detail)
+    except Cancelled:
+        raise _skip(codes.OPEN, 'another process opened the file while it was compressed')
+    except Exception as exc:
+        if not commit.done or getattr(exc, 'reason', None):
+            raise
+        raise ReplaceIncomplete('the in-place compression stopped at input offset %d (%s); the checkpoint in %s '
+                                'lets a rerun finish it' % (state.read, exc, entry.journal.path))
+    compressor.peak_journal = max(compressor.peak_journal, checkpoints.peak_bytes)
+    entry.discard()
+    after = os.fstat(fd)
+    return {'action': codes.COMPRESSED, 'compressed_size': state.written,
+            'bytes_saved': st.st_blocks * 512 - after.st_blocks * 512, 'strategy': WINDOW}
+
+
+def salvage(compressor, candidate, st, dir_fd, original):
+    """Finish a window file whose journal is gone, from the file alone; None if it is not one."""
+    fd = original.fd
+    try:
+        salvaged = read_checkpoint(fd)
+    except SalvageError as exc:
+        return {'action': codes.FAILED, 'reason': codes.ERROR, 'strategy': WINDOW,
+                'detail': 'an in-place compression was interrupted and its journal is lost: %s' % exc}
+    if salvaged is None or salvaged.complete and st.st_size == salvaged.state.written:
+        return None  # not ours, or a finished .gz
+    action = codes.WOULD_RECOVER if compressor.options.check_mode else codes.RECOVERED
+    result = {'action': action, 'reason': codes.SALVAGED, 'strategy': WINDOW,
+              'detail': 'an in-place compression had been interrupted and its journal lost; finished from '
+                        'the file itself (input offset %d of %d)' % (salvaged.state.read, salvaged.info.size)}
+    if compressor.options.check_mode:
+        return result
+    try:
+        lease = WriteLease(original)
+    except FileBusy:
+        raise _skip(codes.OPEN, 'opened by another process (the kernel refused a write lease)')
+    try:
+        state = salvaged.state
+        if not salvaged.complete:
+            # No journal: the file alone stays salvageable at every instant.
+            WindowCompressor(fd, salvaged.info.size, state, compressor.options.level, compressor.threads,
+                             lambda _state: None).run()
+        mtime_ns = salvaged.info.mtime * 10 ** 9
+        finish(fd, state, salvaged.info.size, mtime_ns, mtime_ns)
+    finally:
+        lease.release()
+    after = os.fstat(fd)
+    result.update(compressed_size=state.written, original_size=salvaged.info.size,
+                  bytes_saved=max(0, st.st_blocks * 512 - after.st_blocks * 512))
+    return result
