@@ -73,6 +73,7 @@ OUTPUT_PENDING = 'output_pending'
 NAME_TOO_LONG = 'name_too_long'
 JOURNAL_UNSAFE = 'journal_unsafe'
 NO_SAVE_DIR = 'no_save_dir'
+WINDOW_UNSUPPORTED = 'window_unsupported'
 ERROR = 'error'
 
 SKIP_REASONS = {
@@ -108,6 +109,7 @@ SKIP_REASONS = {
                     'its owner',
     NO_SAVE_DIR: 'the directory a deleted file was in does not exist here (or its holder runs in another mount '
                  'namespace); set O(save_dir)',
+    WINDOW_UNSUPPORTED: 'O(strategy=window) cannot be used for this file (copy-on-write filesystem, sparse file, shared blocks)',
     ERROR: 'an error; RV(files[].detail) has the message',
 }
 
@@ -123,6 +125,7 @@ FILESYSTEM_GONE = 'filesystem_gone'
 READ_ONLY = 'read_only'
 REWRITE_INCOMPLETE = 'rewrite_incomplete'
 JOURNAL_LOST = 'journal_lost'
+SALVAGED = 'salvaged'
 
 RECOVERY_REASONS = {
     ROLLED_BACK: 'an interrupted run had changed nothing; its journal copy was dropped',
@@ -141,6 +144,7 @@ RECOVERY_REASONS = {
                         'survive a reboot)',
     JOURNAL_LOST: 'the file carries the marker of a rewrite that was interrupted and whose journal copy is gone '
                   '(a reboot emptied a RAM journal): the file may be incomplete, check it with gzip -t',
+    SALVAGED: 'an in-place (window) compression whose journal was lost was finished from the file itself',
 }
 
 # Recovery reasons that leave data waiting for a human: the entry is kept,

@@ -46,7 +46,8 @@ class Options(object):
                  largest_first=True, target_free_bytes=None, target_free_percent=None,
                  follow=False, open_files='skip', journal_dir='/dev/shm', spill_dir=None,
                  check_mode=False, live_method='auto', memory_fraction=DEFAULT_MEMORY_FRACTION,
-                 estimate=SAMPLE, min_age_patterns=(), max_file_results=DEFAULT_MAX_FILE_RESULTS):
+                 estimate=SAMPLE, min_age_patterns=(), max_file_results=DEFAULT_MAX_FILE_RESULTS,
+                 strategy='auto'):
         self.paths = list(paths)
         self.recurse = recurse
         self.one_file_system = one_file_system
@@ -71,6 +72,7 @@ class Options(object):
         # Check mode only: SAMPLE extrapolates from samples of each file, EXACT compresses it whole.
         self.estimate = estimate
         self.max_file_results = max_file_results
+        self.strategy = strategy
 
 
 class Run(object):

@@ -16,7 +16,7 @@ import errno
 import os
 import time
 
-from . import codes
+from . import codes, window_job
 from .estimate import SAMPLE, estimate_gzip_size
 from .errors import CmemgzipError
 from .formats import LONGEST_MAGIC, compressed_format
@@ -126,16 +126,25 @@ class FileCompressor(object):
                        'could not settle: see that entry\'s result (it names the copy)')
         found = compressed_format(os.pread(fd, LONGEST_MAGIC, 0))
         if found:
+            # A .gz being compressed into itself whose journal is lost finishes from its own content.
+            salvaged = window_job.salvage(self, candidate, st, dir_fd, original) if found == 'gzip' else None
+            if salvaged is not None:
+                return salvaged
             raise Skip(codes.ALREADY_COMPRESSED, 'already %s data' % found)
         shared = shared_bytes(fd)
         if shared:
             raise Skip(codes.SHARED_EXTENTS, '%d bytes of it are shared with a snapshot or a reflinked copy: '
                        'rewriting it would free nothing there' % shared)
         choice = self.journals.choose(st, candidate.dir_path)
-        if choice is None:
+        window = window_job.plan(self, filesystem, st, fd, choice)
+        if choice is None and window is None:
             raise Skip(*self.journals.no_choice())
         lease = None if options.check_mode else self._lease(original)
         try:
+            if window is not None:
+                if options.check_mode:
+                    return window_job.measure(self, candidate, filesystem, st, fd)
+                return window_job.compress(self, candidate, st, dir_fd, original, window, lease)
             if options.check_mode:
                 return self._measure(candidate, filesystem, st, fd, choice)
             return self._compress_to_journal(candidate, filesystem, st, dir_fd, original, choice, lease)

@@ -89,4 +89,5 @@ def engine_options(params, check_mode, to_bytes, **overrides):
         estimate=merged.get('estimate') or SAMPLE,
         min_age_patterns=merged.get('min_age_patterns') or (),
         max_file_results=check_max_file_results(merged.get('max_file_results', DEFAULT_MAX_FILE_RESULTS)),
+        strategy=merged.get('strategy') or 'auto',
     )

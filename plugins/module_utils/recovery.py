@@ -45,12 +45,14 @@ from .journal import KIND_REPLACE
 from .recovery_common import RecoveryContext, keep_for_human
 from .prefix_recovery import recover as recover_prefix
 from .recovery_replace import recover as recover_replace
+from .window_recovery import recover as recover_window
 
 # Manifest kind -> handler.  Other protocols add their line here.
 HANDLERS = {
     KIND_REPLACE: recover_replace,
     'live': recover_prefix,
     'deleted': recover_prefix,
+    'window': recover_window,
 }
 
 

@@ -31,7 +31,7 @@ import zlib
 
 from . import codes
 from .gzip_member import BLOCK_SIZE, Cancelled
-from .journal import JOURNAL_HEADROOM, JournalEntry
+from .journal import JOURNAL_HEADROOM, JournalChoice, JournalEntry
 from .replace import ReplaceIncomplete, file_metadata
 from .safe_fs import FileBusy, WriteLease, fsync_dir, rename_noreplace, stat_nofollow
 from .window import NotCommitted, WindowCompressor, finish
@@ -85,6 +85,13 @@ def plan(compressor, filesystem, st, fd, choice):
                     'checkpoints; %s' % (6, compressor.journals.no_space_detail()))
     precommit = min(room * 3 // 8 - interval * BLOCK_SIZE, compressor.memory_limit // 4)
     return WindowPlan(choice.journal, interval, max(precommit, BLOCK_SIZE))
+
+
+def measure(compressor, candidate, filesystem, st, fd):
+    """Check mode: the real compressed size, as the copy strategies measure it; no journal cap applies."""
+    result = compressor._measure(candidate, filesystem, st, fd, JournalChoice(None, st.st_size - 1, codes.NOT_SMALLER))
+    result['strategy'] = WINDOW
+    return result
 
 
 def lease_cancelled(lease):

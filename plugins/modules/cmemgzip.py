@@ -197,6 +197,23 @@ options:
       - V(0) lists every file.
     type: int
     default: 1000
+  strategy:
+    description:
+      - How a file becomes its C(.gz).
+      - V(copy) keeps the whole verified compressed copy in the journal before the file is touched, then rewrites the
+        file from it (RV(files[].strategy) V(inplace), V(truncate_first) or V(recreate)).
+      - V(window) compresses the file into itself, behind the read position, through a bounded window; the journal
+        holds only a checkpoint of a few MiB, whatever the file's size. Once the first byte is written the run can
+        only go forward; a rerun finishes an interrupted one, and a file whose journal was lost finishes from its own
+        content when the module is pointed at its C(.gz) (reason V(salvaged)). Not on copy-on-write filesystems,
+        or sparse files (reason C(window_unsupported)).
+      - V(auto) uses V(copy) when the journal can hold any copy the file can compress to (journal space and
+        O(memory_limit) at least the file's size) and V(window) otherwise, so that a host with a small C(/dev/shm)
+        (containers have 64 MiB) still frees its space.
+      - See the collection's docs/how-it-works.md.
+    type: str
+    default: auto
+    choices: [auto, copy, window]
 notes:
   - A file is replaced only after its compressed copy was verified; see the collection's docs/how-it-works.md for the
     protocol and its guarantees.
@@ -316,6 +333,8 @@ files:
           and its owner.
         - V(no_save_dir) - M(sre.cmemgzip.reclaim_deleted), the directory a deleted file was in does not exist here (or
           its holder runs in another mount namespace); set its C(save_dir).
+        - V(window_unsupported) - O(strategy=window) cannot be used for this file (copy-on-write filesystem, sparse
+          file, blocks shared with another file).
         - V(error) - an error; RV(files[].detail) has the message.
         - V(rolled_back) - recovery, an interrupted run had changed nothing; its journal copy was dropped.
         - V(finished) - recovery, an interrupted run was finished from its verified journal copy.
@@ -331,13 +350,15 @@ files:
           complete copy is the journal's (RV(files[].detail) says where; in RAM it does not survive a reboot).
         - V(journal_lost) - the file carries the marker of an interrupted rewrite whose journal copy is gone (a reboot
           emptied a RAM journal); check it with gzip -t.
+        - V(salvaged) - recovery, an in-place (window) compression whose journal was lost (power cut with the journal
+          in RAM) was finished from the file itself.
       type: str
       choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
                 memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
                 changed_while_reading, renamed, shared_extents, journal_pending, holder_refused, live_unsupported,
-                output_pending, name_too_long, journal_unsafe, no_save_dir, error, rolled_back, finished,
+                output_pending, name_too_long, journal_unsafe, no_save_dir, window_unsupported, error, rolled_back, finished,
                 journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
-                rewrite_incomplete, journal_lost]
+                rewrite_incomplete, journal_lost, salvaged]
       sample: too_small
     detail:
       description: The reason in words. Bytes of a name that are not UTF-8 appear as C(\\xNN).
@@ -370,9 +391,10 @@ files:
       sample: 0.41
     strategy:
       description:
-        - How the inode became its C(.gz). V(inplace) (overwrite, then truncate), V(truncate_first) (copy-on-write
-          filesystems, sparse files) or V(recreate) (a new inode written from the journal, where a file cannot be
-          changed at all). V(null) when nothing was written.
+        - How the inode became its C(.gz). V(inplace) (rewritten from the journal copy from offset 0, then
+          truncated), V(truncate_first) (copy-on-write filesystems, sparse files), V(recreate) (a new inode written from
+          the journal, where a file cannot be changed at all) or V(window) (compressed into itself through a bounded
+          window, see O(strategy)). V(null) when nothing was written.
         - For RV(files[].action=live_compressed), how the saved bytes were freed, V(collapse) or V(punch_hole) (see
           O(live_method)).
       type: str
@@ -677,6 +699,7 @@ ARGUMENT_SPEC = dict(
     journal_dir=dict(type='path', default='/dev/shm'),
     spill_dir=dict(type='path'),
     estimate=dict(type='str', default='sample', choices=['sample', 'exact']),
+    strategy=dict(type='str', default='auto', choices=['auto', 'copy', 'window']),
 )
 
 
