@@ -31,7 +31,8 @@ import zlib
 
 from . import codes
 from .gzip_member import BLOCK_SIZE, Cancelled
-from .journal import JOURNAL_HEADROOM, JournalChoice, JournalEntry
+from .identity import capture, entry_key, filesystem_id
+from .journal import JOURNAL_HEADROOM, MANIFEST_VERSION, JournalChoice
 from .replace import ReplaceIncomplete, file_metadata
 from .safe_fs import FileBusy, WriteLease, fsync_dir, rename_noreplace, stat_nofollow
 from .window import NotCommitted, WindowCompressor, finish
@@ -111,11 +112,16 @@ class _Checkpoints(object):
         self._last_bytes = 0
 
     def publish(self, state, **changes):
-        fields = dict(self.static)
-        fields.update(state.as_manifest())
+        fields = state.as_manifest()
         fields['proof_crc32'] = zlib.crc32(os.pread(self.fd, PROOF_SPAN, state.read))
         fields.update(changes)
-        self.entry.update(**fields)
+        if self.static is not None:
+            # The first checkpoint commits the entry (data file synced, manifest atomic).
+            manifest, self.static = self.static, None
+            manifest.update(fields)
+            self.entry.commit(manifest)
+        else:
+            self.entry.update(**fields)
         size = os.stat(self.entry.journal.path + '/' + self.entry.key + '.json').st_size
         # The previous checkpoint exists until the new one replaces it.
         self.peak_bytes = max(self.peak_bytes, size + self._last_bytes)
@@ -150,7 +156,6 @@ class _Commit(object):
             rename_noreplace(self.dir_fd, candidate.name, self.dir_fd, candidate.dest_name)
         except OSError as exc:
             if exc.errno not in _NO_SPACE:
-                self.checkpoints.entry.discard()
                 if exc.errno == errno.EEXIST:
                     raise _skip(codes.DEST_EXISTS, '%s appeared just before the rename' % candidate.dest)
                 raise
@@ -162,21 +167,23 @@ class _Commit(object):
 
 
 def _static_manifest(candidate, st, fd, level):
-    return {
-        'version': 1, 'kind': KIND, 'strategy': WINDOW, 'dir': os.path.realpath(candidate.dir_path),
+    # The whole original's CRC-32 is known only at the end: the content
+    # proofs are the checkpoint's own (window_recovery.prove).
+    manifest = capture(fd, st, None)
+    manifest.update({
+        'version': MANIFEST_VERSION, 'kind': KIND, 'strategy': WINDOW, 'dir': os.path.realpath(candidate.dir_path),
         'name': candidate.name, 'dest': candidate.dest_name, 'current': candidate.dest_name,
-        'dev': st.st_dev, 'ino': st.st_ino, 'size': st.st_size, 'allocated': st.st_blocks * 512,
-        'mtime_ns': st.st_mtime_ns, 'atime_ns': st.st_atime_ns, 'level': level, 'block_size': BLOCK_SIZE,
+        'allocated': st.st_blocks * 512, 'atime_ns': st.st_atime_ns, 'level': level, 'block_size': BLOCK_SIZE,
         'created': time.time(), 'pid': os.getpid(), 'metadata': file_metadata(fd),
-    }
+    })
+    return manifest
 
 
 def compress(compressor, candidate, st, dir_fd, original, window_plan, lease):
     """Compress the open file into itself; returns the result fields."""
     fd = original.fd
     options = compressor.options
-    key = '%x-%d' % (st.st_dev, st.st_ino)
-    entry = JournalEntry(window_plan.journal, key, manifest={})
+    entry = window_plan.journal.create(entry_key(filesystem_id(fd), st.st_ino))
     checkpoints = _Checkpoints(entry, fd, _static_manifest(candidate, st, fd, options.level))
     commit = _Commit(candidate, st, dir_fd, fd, lease, checkpoints)
     header = window_header(os.fsencode(candidate.name), int(st.st_mtime), options.level, st.st_size, st.st_ino)
@@ -192,15 +199,22 @@ def compress(compressor, candidate, st, dir_fd, original, window_plan, lease):
             rename_noreplace(dir_fd, commit.current, dir_fd, candidate.dest_name)
             fsync_dir(dir_fd)
     except NotCommitted as exc:
+        entry.discard()
         raise _skip(exc.reason, exc.detail)
     except Cancelled:
+        entry.discard()
         raise _skip(codes.OPEN, 'another process opened the file while it was compressed')
-    except Exception as exc:
-        if not commit.done or getattr(exc, 'reason', None):
+    except BaseException as exc:
+        if not commit.done:
+            # Nothing was written: drop the entry.
+            entry.discard()
             raise
-        raise ReplaceIncomplete('the in-place compression stopped at input offset %d (%s); the checkpoint in %s '
-                                'lets a rerun finish it' % (state.read, exc, entry.journal.path))
-    compressor.peak_journal = max(compressor.peak_journal, checkpoints.peak_bytes)
+        if not isinstance(exc, Exception) or getattr(exc, 'reason', None):
+            raise
+        raise ReplaceIncomplete('the in-place compression stopped at input offset %d (%s); its checkpoint %s '
+                                'lets a rerun finish it' % (state.read, exc, entry.data_path[:-3] + '.json'))
+    if getattr(window_plan.journal, 'ram_backed', True):
+        compressor.peak_journal = max(compressor.peak_journal, checkpoints.peak_bytes)
     entry.discard()
     after = os.fstat(fd)
     return {'action': codes.COMPRESSED, 'compressed_size': state.written,
