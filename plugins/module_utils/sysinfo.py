@@ -246,5 +246,17 @@ def memory_budget(available, limit=None, fraction=DEFAULT_MEMORY_FRACTION):
 
 
 def peak_rss():
-    """The process's peak resident set size in bytes (Linux reports KiB)."""
+    """The process's peak resident set size in bytes.
+
+    VmHWM of /proc/self/status: ru_maxrss also counts, after an exec, the
+    peak of the process image that exec replaced, which for a child started
+    with vfork (Python's subprocess, Ansible's) is the whole parent's.
+    """
+    try:
+        with open('/proc/self/status') as handle:
+            for line in handle:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except (IOError, OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -44,6 +44,7 @@ from .window_format import MIN_GAP, PHASE_COMPLETE, TRAILER_SIZE, growth_per_blo
 
 _READ_AHEAD = 64 * 1024 * 1024
 _VERIFY_CHUNK = 4 * 1024 * 1024
+_VERIFY_PIECE = 64 * 1024
 
 
 class NotCommitted(Exception):
@@ -68,8 +69,17 @@ def deflate_verified(block, dictionary, level, last, growth_limit):
         inflater = zlib.decompressobj(-zlib.MAX_WBITS, zdict=dictionary)
     else:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    if inflater.decompress(out) != block or inflater.unconsumed_tail or inflater.unused_data \
-            or inflater.eof != last:
+    # Compared piece by piece: a whole inflated block per worker thread
+    # would spread 1 MiB buffers over malloc's per-thread arenas.
+    expected = memoryview(block)
+    checked = 0
+    data = inflater.decompress(out, _VERIFY_PIECE)
+    while data:
+        if expected[checked:checked + len(data)] != data:
+            raise VerificationError('a compressed block does not inflate back to its input')
+        checked += len(data)
+        data = inflater.decompress(inflater.unconsumed_tail, _VERIFY_PIECE)
+    if checked != len(block) or inflater.unused_data or inflater.eof != last:
         raise VerificationError('a compressed block does not inflate back to its input')
     return out
 
