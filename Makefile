@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 ENV := source tests/env.sh &&
 
-.PHONY: deps ci-deps demo test unit system molecule gates bench bench-quick bench-fleet
+.PHONY: deps ci-deps demo test unit system molecule gates bench bench-quick bench-fleet bench-window
 
 deps:
 	bash tests/install-deps.sh
@@ -33,9 +33,13 @@ gates: ci-deps
 bench: deps
 	$(ENV) python3 benchmarks/bench.py --sizes 256M,1G --levels 6,9 --runs 3
 	$(ENV) python3 benchmarks/live_bench.py --fs ext4 --size 1G --rate 10000
+	$(ENV) python3 benchmarks/window_bench.py --size 1G --runs 3 --fs tmpfs,ext4
 
 bench-quick: deps
 	$(ENV) python3 benchmarks/bench.py --quick
 
 bench-fleet: deps
 	$(ENV) python3 benchmarks/fleet_bench.py
+
+bench-window: deps
+	$(ENV) python3 benchmarks/window_bench.py --size 1G --runs 3 --fs tmpfs,ext4

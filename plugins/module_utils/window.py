@@ -119,7 +119,8 @@ class WindowCompressor(object):
         self.commit = commit
         self.cancelled = cancelled
         self.precommit_limit = precommit_limit
-        self.interval_blocks = max(interval_blocks, 2 * self.threads)
+        # Independent of the threads: the checkpoint's size is what the journal must hold.
+        self.interval_blocks = max(1, interval_blocks)
         self.block_size = block_size
         self.growth = growth_per_block(block_size)
         self.pending_limit = self.interval_blocks * block_size

@@ -77,6 +77,13 @@ def plan(compressor, filesystem, st, fd, choice):
         if option == STRATEGY_WINDOW:
             raise _skip(codes.WINDOW_UNSUPPORTED, why)
         return None
+    # RAM: the blocks in flight (input, output, checks) and the checkpoint window.
+    ram = (3 * compressor.threads + MAX_INTERVAL_BLOCKS) * BLOCK_SIZE
+    if compressor.memory_limit < ram + BLOCK_SIZE:
+        if option == STRATEGY_WINDOW:
+            raise _skip(codes.MEMORY_BUDGET, 'the window needs about %d MiB of RAM, more than memory_limit (%d bytes)'
+                        % (ram // BLOCK_SIZE + 1, compressor.memory_limit))
+        return None
     room = choice.journal.available_bytes() - JOURNAL_HEADROOM if choice is not None else 0
     # A checkpoint is at most interval blocks of output, base64 (4/3), and
     # the old one stays until the new one is renamed over it.
@@ -84,7 +91,8 @@ def plan(compressor, filesystem, st, fd, choice):
     if interval < 2:
         raise _skip(codes.NO_JOURNAL_SPACE, 'the window needs %d MiB in a journal off this filesystem for its '
                     'checkpoints; %s' % (6, compressor.journals.no_space_detail()))
-    precommit = min(room * 3 // 8 - interval * BLOCK_SIZE, compressor.memory_limit // 4)
+    # Before the first write, the stream waits in RAM and then in the first checkpoint.
+    precommit = min(room * 3 // 8 - interval * BLOCK_SIZE, compressor.memory_limit - ram)
     return WindowPlan(choice.journal, interval, max(precommit, BLOCK_SIZE))
 
 

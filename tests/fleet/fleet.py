@@ -59,8 +59,10 @@ KINDS = {
     "vm": {"fs": "ext4", "size": 128 * MiB, "fill": "bytes"},
     "inodes": {"fs": "ext4", "size": 64 * MiB, "fill": "inodes", "inodes": 256},
     "roomy": {"fs": "ext4", "size": 256 * MiB, "fill": None},
+    # a container's small /dev/shm and a log whose compressed copy is bigger than it (issue 11)
+    "smallshm": {"fs": "ext4", "size": 224 * MiB, "fill": "bytes", "shm": "16m"},
 }
-FULL_KINDS = ("container", "vm", "inodes")
+FULL_KINDS = ("container", "vm", "inodes", "smallshm")
 
 SHM_SIZE = "256m"  # the host's /dev/shm (fresh tmpfs)
 RUN_SIZE = "32m"  # the host's /run (fresh tmpfs: sshd privsep dir, pid file, keys)
@@ -110,6 +112,10 @@ LOGS = (
     {"path": "/var/log/app/access.log.3.gz", "gen": "access-gz", "size": 8 * MiB,
      "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 3 * 86400 + 60,
      "expect": "skip", "reason": "already_compressed"},
+    # only on the hosts of ``kinds``: 128 MiB of access log, about 15 MiB compressed, more than
+    # the 16 MiB /dev/shm of a smallshm host can hold beside its 8 MiB of headroom
+    {"path": "/var/log/app/huge.log.1", "gen": "access", "size": 128 * MiB,
+     "user": "svcapp", "group": "svcapp", "mode": 0o640, "age": 86400 + 180, "kinds": ("smallshm",)},
 )
 LOG_GEN_VERSION = 4  # bump when the generator (tests/lib/loggen.py) changes: it changes every sha256
 
@@ -269,6 +275,7 @@ def prepare_log_sources() -> tuple[str, list[dict]]:
             "path": spec["path"], "src": c["src"], "size": c["size"], "sha256": c["sha256"],
             "user": spec["user"], "group": spec["group"], "mode": spec["mode"], "age": spec["age"],
             "expect": spec.get("expect", "compress"), "reason": spec.get("reason"), "note": spec.get("note"),
+            "kinds": spec.get("kinds"),
         })
     return src_dir, entries
 
@@ -385,7 +392,7 @@ def host_init(state_dir: str, name: str) -> None:
     _mount("-t", "proc", "proc", f"{root}/proc")
     _mount("--rbind", "/sys", f"{root}/sys")
     _mount("--rbind", "/dev", f"{root}/dev")
-    _mount("-t", "tmpfs", "-o", f"size={SHM_SIZE},mode=1777,nosuid,nodev", "shm", f"{root}/dev/shm")
+    _mount("-t", "tmpfs", "-o", f"size={kind.get('shm', SHM_SIZE)},mode=1777,nosuid,nodev", "shm", f"{root}/dev/shm")
     _mount("-t", "tmpfs", "-o", f"size={RUN_SIZE},mode=0755,nosuid,nodev", "tmpfs", f"{root}/run")
     for d, mode in (("/run/sshd", 0o755), ("/run/lock", 0o1777), (HOST_RUN_DIR, 0o755)):
         os.makedirs(root + d, exist_ok=True)
@@ -705,8 +712,9 @@ def up(state_dir: str, hosts: list[dict], timeout: float = 120.0) -> dict:
             shutil.rmtree(hdir, ignore_errors=True)
             os.makedirs(hdir, mode=0o700)
             kind = KINDS[h["kind"]]
-            spec = dict(h, root=os.path.join(hdir, "root"), parent_mnt_ns=parent_ns, logs=logs, logsrc_dir=logsrc_dir,
-                        upper_fs=kind["fs"], upper_size=kind["size"])
+            host_logs = [e for e in logs if not e["kinds"] or h["kind"] in e["kinds"]]
+            spec = dict(h, root=os.path.join(hdir, "root"), parent_mnt_ns=parent_ns, logs=host_logs,
+                        logsrc_dir=logsrc_dir, upper_fs=kind["fs"], upper_size=kind["size"])
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h["name"],
                  "-f", os.path.join(hdir, "ssh_host_ed25519_key")])
             if kind["fs"] == "ext4":

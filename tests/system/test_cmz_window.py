@@ -154,3 +154,21 @@ def test_check_mode_reports_the_window(engine, fullfs):
     e = entry(result, f)
     assert (e['action'], e['strategy']) == ('would_compress', 'window'), short(result)
     assert tree_state(fs.data) == before
+
+
+def test_window_refused_for_shared_blocks(engine, fullfs):
+    """xfs reflink: a file whose blocks another file shares would need new blocks when overwritten."""
+    fs = fullfs('xfs')
+    f, _st = _write(fs, 'app.log', log_bytes(16 * MiB, seed=102))
+    copy = fs.data / 'copy.log'
+    made = subprocess.run(['cp', '--reflink=always', str(f), str(copy)], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip('no reflink on this xfs: %s' % made.stderr.strip())
+    fs.fill()
+    before = tree_state(fs.data)
+    result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=_small_journal(fullfs),
+                                       strategy='window'))
+    e = entry(result, f)
+    assert (e['action'], e['reason']) == ('skipped', 'window_unsupported'), short(result)
+    assert 'shares blocks' in e['detail']
+    assert tree_state(fs.data) == before
