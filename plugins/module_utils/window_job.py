@@ -89,8 +89,12 @@ def plan(compressor, filesystem, st, fd, choice):
     # the old one stays until the new one is renamed over it.
     interval = min(MAX_INTERVAL_BLOCKS, room * 3 // (8 * BLOCK_SIZE))
     if interval < 2:
-        raise _skip(codes.NO_JOURNAL_SPACE, 'the window needs %d MiB in a journal off this filesystem for its '
-                    'checkpoints; %s' % (6, compressor.journals.no_space_detail()))
+        if option == STRATEGY_AUTO:
+            return None  # the copy may still fit where checkpoints do not
+        raise _skip(codes.NO_JOURNAL_SPACE, 'the window needs about %d MiB free in a journal off this filesystem '
+                    '(its checkpoints, beside the %d MiB left to others); %s'
+                    % ((JOURNAL_HEADROOM * 3 + 16 * BLOCK_SIZE) // (3 * BLOCK_SIZE) + 1, JOURNAL_HEADROOM // BLOCK_SIZE,
+                       compressor.journals.no_space_detail()))
     # Before the first write, the stream waits in RAM and then in the first checkpoint.
     precommit = min(room * 3 // 8 - interval * BLOCK_SIZE, compressor.memory_limit - ram)
     return WindowPlan(choice.journal, interval, max(precommit, BLOCK_SIZE))

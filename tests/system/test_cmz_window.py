@@ -172,3 +172,16 @@ def test_window_refused_for_shared_blocks(engine, fullfs):
     assert (e['action'], e['reason']) == ('skipped', 'window_unsupported'), short(result)
     assert 'shares blocks' in e['detail']
     assert tree_state(fs.data) == before
+
+
+def test_auto_keeps_the_copy_where_checkpoints_do_not_fit(engine, fullfs):
+    """A journal too small for the window's checkpoints but big enough for this copy: the copy is used."""
+    fs = fullfs('tmpfs', size=24 * MiB)
+    data = log_bytes(12 * MiB, seed=103)
+    f, st = _write(fs, 'app.log.1', data)
+    fs.fill()
+    journal = _small_journal(fullfs, size=12 * MiB)   # 4 MiB above the 8 MiB headroom
+    result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=journal))
+    e = entry(result, f)
+    assert (e['action'], e['strategy']) == ('compressed', 'overwrite'), short(result)
+    assert gunzip_sha256(f'{f}.gz') == sha256_bytes(data)
