@@ -32,8 +32,9 @@ import zlib
 from . import codes
 from .gzip_member import BLOCK_SIZE, Cancelled
 from .identity import capture, entry_key, filesystem_id
-from .journal import JOURNAL_HEADROOM, MANIFEST_VERSION, JournalChoice
-from .replace import ReplaceIncomplete, file_metadata
+from .journal import MANIFEST_VERSION
+from .journal_set import JOURNAL_HEADROOM, JournalChoice, JournalSet
+from .rewrite import ReplaceIncomplete, file_metadata
 from .safe_fs import FileBusy, WriteLease, fsync_dir, rename_noreplace, stat_nofollow
 from .window import NotCommitted, WindowCompressor, finish
 from .window_format import KIND, PROOF_SPAN, WindowState, window_header
@@ -72,7 +73,7 @@ def plan(compressor, filesystem, st, fd, choice):
         return None
     if option == STRATEGY_AUTO and choice.cap >= st.st_size - 1:
         return None  # the journal holds any copy this file can compress to
-    why = unsuitable(fd, st, filesystem.get('fstype'), compressor.journals.mounts)
+    why = unsuitable(fd, st, filesystem, compressor.journals.mounts)
     if why:
         if option == STRATEGY_WINDOW:
             raise _skip(codes.WINDOW_UNSUPPORTED, why)
@@ -84,7 +85,8 @@ def plan(compressor, filesystem, st, fd, choice):
             raise _skip(codes.MEMORY_BUDGET, 'the window needs about %d MiB of RAM, more than memory_limit (%d bytes)'
                         % (ram // BLOCK_SIZE + 1, compressor.memory_limit))
         return None
-    room = choice.journal.available_bytes() - JOURNAL_HEADROOM if choice is not None else 0
+    journal = choice.journal if choice is not None else None
+    room = JournalSet._room(journal, same_fs=journal.device == st.st_dev) if journal is not None else 0
     # A checkpoint is at most interval blocks of output, base64 (4/3), and
     # the old one stays until the new one is renamed over it.
     interval = min(MAX_INTERVAL_BLOCKS, room * 3 // (8 * BLOCK_SIZE))

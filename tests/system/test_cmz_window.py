@@ -68,7 +68,10 @@ def test_bigger_than_the_journal(engine, fullfs, kind):
     assert_contract_keys(result)
     e = entry(result, f)
     _assert_compressed(f, st, data, e)
-    assert fs.free_bytes() - free_before == e['bytes_saved'] > size // 2
+    freed = fs.free_bytes() - free_before
+    assert e['bytes_saved'] > size // 2
+    # tmpfs counts pages exactly; ext4 and xfs also free metadata blocks (extent tree) of their own.
+    assert freed == e['bytes_saved'] if kind == 'tmpfs' else abs(freed - e['bytes_saved']) <= MiB, (freed, e)
     assert os.listdir(os.path.join(journal, 'sre.cmemgzip')) == []
     assert 0 < result['memory']['peak_journal'] < 16 * MiB, result['memory']
 
@@ -157,7 +160,8 @@ def test_check_mode_reports_the_window(engine, fullfs):
 
 
 def test_window_refused_for_shared_blocks(engine, fullfs):
-    """xfs reflink: a file whose blocks another file shares would need new blocks when overwritten."""
+    """xfs reflink: a file whose blocks another file shares would need new blocks when overwritten
+    (the run skips it before any strategy is chosen)."""
     fs = fullfs('xfs')
     f, _st = _write(fs, 'app.log', log_bytes(16 * MiB, seed=102))
     copy = fs.data / 'copy.log'
@@ -169,8 +173,7 @@ def test_window_refused_for_shared_blocks(engine, fullfs):
     result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=_small_journal(fullfs),
                                        strategy='window'))
     e = entry(result, f)
-    assert (e['action'], e['reason']) == ('skipped', 'window_unsupported'), short(result)
-    assert 'shares blocks' in e['detail']
+    assert (e['action'], e['reason']) == ('skipped', 'shared_extents'), short(result)
     assert tree_state(fs.data) == before
 
 
@@ -183,5 +186,5 @@ def test_auto_keeps_the_copy_where_checkpoints_do_not_fit(engine, fullfs):
     journal = _small_journal(fullfs, size=12 * MiB)   # 4 MiB above the 8 MiB headroom
     result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=journal))
     e = entry(result, f)
-    assert (e['action'], e['strategy']) == ('compressed', 'overwrite'), short(result)
+    assert (e['action'], e['strategy']) == ('compressed', 'inplace'), short(result)
     assert gunzip_sha256(f'{f}.gz') == sha256_bytes(data)
