@@ -61,8 +61,17 @@ KINDS = {
     "roomy": {"fs": "ext4", "size": 256 * MiB, "fill": None},
     # a container's small /dev/shm and a log whose compressed copy is bigger than it (issue 11)
     "smallshm": {"fs": "ext4", "size": 224 * MiB, "fill": "bytes", "shm": "16m"},
+    # Filled by open files (issue 10): a log being written right now, and a log deleted while its
+    # process still holds it. The writer (tests/lib/livewriter.py) runs inside the host (its mount
+    # namespace and root), writes "burst" bytes at once, then the rest of the disk is filled and
+    # it keeps appending "rate" lines/s, retrying on ENOSPC.
+    "livelog": {"fs": "ext4", "size": 128 * MiB, "fill": "bytes",
+                "writer": {"path": "/var/log/app/runaway.log", "unlink": False, "burst": 40 * MiB, "rate": 200}},
+    "deletedlog": {"fs": "tmpfs", "size": 96 * MiB, "fill": "bytes",
+                   "writer": {"path": "/var/log/app/deleted.log", "unlink": True, "burst": 40 * MiB, "rate": 200}},
 }
-FULL_KINDS = ("container", "vm", "inodes", "smallshm")
+FULL_KINDS = ("container", "vm", "inodes", "smallshm", "livelog", "deletedlog")
+WRITER_STATUS = "/run/cmz-fleet/writer.json"  # inside each host (its own /run tmpfs)
 
 SHM_SIZE = "256m"  # the host's /dev/shm (fresh tmpfs)
 RUN_SIZE = "32m"  # the host's /run (fresh tmpfs: sshd privsep dir, pid file, keys)
@@ -439,7 +448,8 @@ def host_init(state_dir: str, name: str) -> None:
             "expect": entry["expect"], "reason": entry["reason"], "note": entry.get("note"),
         })
 
-    filled = {}
+    writer = _start_writer(root, kind["writer"]) if "writer" in kind else None
+    filled = {"writer_pid": writer} if writer else {}
     if kind["fill"] == "bytes":
         filled["filler_bytes"] = _fill_bytes(root, f"{name}:filler")
         filled["filler_path"] = FILLER_PATH
@@ -471,6 +481,38 @@ def host_init(state_dir: str, name: str) -> None:
     os.chroot(root)
     os.chdir("/")
     os.execv("/usr/sbin/sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", f"{HOST_RUN_DIR}/sshd_config"])
+
+
+def _start_writer(root: str, spec: dict) -> int:
+    """A process appending numbered lines to spec["path"] inside the host (chrooted), after "burst" bytes.
+
+    It runs in the host's mount namespace with the host's root, like the host's own services, so
+    that what it holds is seen there as a service's file. Returns its pid once the burst is written.
+    """
+    writer = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lib", "livewriter.py")
+    argv = [sys.executable, os.path.realpath(writer), spec["path"], WRITER_STATUS, "--rate", str(spec["rate"]),
+            "--burst", str(spec["burst"])] + (["--unlink"] if spec["unlink"] else [])
+    pid = os.fork()
+    if pid == 0:  # the writer: chrooted like sshd will be, detached from the init's output
+        try:
+            os.chroot(root)
+            os.chdir("/")
+            os.setsid()
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    status_path = root + WRITER_STATUS
+    deadline = time.monotonic() + 120
+    while True:
+        status = read_json(status_path) or {}
+        if status.get("lines", 0) * 64 >= spec["burst"]:
+            return pid
+        if time.monotonic() > deadline:
+            raise FleetError(f"the writer of {spec['path']} did not write its burst: {status}")
+        time.sleep(0.1)
 
 
 def _add_ops_user(root: str, account) -> None:

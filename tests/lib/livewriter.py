@@ -53,6 +53,7 @@ def main(argv=None):
     parser.add_argument('--flags', choices=['append', 'write'], default='append')
     parser.add_argument('--unlink', action='store_true')
     parser.add_argument('--line-bytes', type=int, default=DEFAULT_LINE_BYTES)
+    parser.add_argument('--burst', type=int, default=0, help='bytes written as fast as possible before --rate applies')
     args = parser.parse_args(argv)
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if args.flags == 'append' else 0)
     fd = os.open(args.path, flags, 0o644)
@@ -93,8 +94,9 @@ def main(argv=None):
         if now >= next_status:
             _write_status(args.status, status)
             next_status = now + 0.2
-        if interval:
-            next_line += interval
+        if interval and status['lines'] * len(line) >= args.burst:
+            # At the rate from here on (from now, when the burst just ended).
+            next_line = max(next_line, now - 1.0) + interval
             delay = next_line - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
