@@ -108,12 +108,14 @@ def main(argv=None):
 class LiveWriter(object):
     """The script above as a child process."""
 
-    def __init__(self, path, status_path, rate=0, flags='append', unlink=False, line_bytes=DEFAULT_LINE_BYTES):
+    def __init__(self, path, status_path, rate=0, flags='append', unlink=False, line_bytes=DEFAULT_LINE_BYTES,
+                 burst=0):
         self.path = str(path)
         self.status_path = str(status_path)
         self.line_bytes = line_bytes
         cmd = [sys.executable, os.path.abspath(__file__), self.path, self.status_path, '--rate', str(rate),
-               '--flags', flags, '--line-bytes', str(line_bytes)] + (['--unlink'] if unlink else [])
+               '--flags', flags, '--line-bytes', str(line_bytes), '--burst', str(burst)] + \
+            (['--unlink'] if unlink else [])
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
         deadline = time.monotonic() + 30

@@ -27,8 +27,10 @@ def _rescue(fs, journal_dir, check=False, **args):
 
 def _filled_by_open_files(fullfs, tmp_path):
     fs = fullfs('ext4', size=96 * MiB)
-    live = LiveWriter(fs.data / 'app.log', tmp_path / 'live.json')
-    gone = LiveWriter(fs.data / 'old.log', tmp_path / 'gone.json', unlink=True)
+    # 24 MiB at once, then 2,000 lines/s: unthrottled, two writers fill what the rescue freed again
+    # within a second, and "still writing" would only measure the disk.
+    live = LiveWriter(fs.data / 'app.log', tmp_path / 'live.json', rate=2000, burst=24 * MiB)
+    gone = LiveWriter(fs.data / 'old.log', tmp_path / 'gone.json', unlink=True, rate=2000, burst=24 * MiB)
     live.wait_bytes(24 * MiB)
     gone.wait_bytes(24 * MiB)
     fs.fill()
