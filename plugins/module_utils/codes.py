@@ -109,7 +109,8 @@ SKIP_REASONS = {
                     'its owner',
     NO_SAVE_DIR: 'the directory a deleted file was in does not exist here (or its holder runs in another mount '
                  'namespace); set O(save_dir)',
-    WINDOW_UNSUPPORTED: 'O(strategy=window) cannot be used for this file (copy-on-write filesystem, sparse file, shared blocks)',
+    WINDOW_UNSUPPORTED: 'O(strategy=window) cannot be used for this file (copy-on-write filesystem, sparse file, '
+                        'shared blocks)',
     ERROR: 'an error; RV(files[].detail) has the message',
 }
 

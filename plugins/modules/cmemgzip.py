@@ -356,8 +356,8 @@ files:
       choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
                 memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
                 changed_while_reading, renamed, shared_extents, journal_pending, holder_refused, live_unsupported,
-                output_pending, name_too_long, journal_unsafe, no_save_dir, window_unsupported, error, rolled_back, finished,
-                journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
+                output_pending, name_too_long, journal_unsafe, no_save_dir, window_unsupported, error, rolled_back,
+                finished, journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
                 rewrite_incomplete, journal_lost, salvaged]
       sample: too_small
     detail:

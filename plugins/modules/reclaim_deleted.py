@@ -207,6 +207,8 @@ files:
           and its owner.
         - V(no_save_dir) - the directory a deleted file was in does not exist here (or
           its holder runs in another mount namespace); set O(save_dir).
+        - V(window_unsupported) - M(sre.cmemgzip.cmemgzip) only, O(sre.cmemgzip.cmemgzip#module:strategy=window)
+          cannot be used for a file (copy-on-write filesystem, sparse file, blocks shared with another file).
         - V(error) - an error; RV(files[].detail) has the message.
         - V(rolled_back) - recovery, an interrupted run had changed nothing; its journal copy was dropped.
         - V(finished) - recovery, an interrupted run was finished from its verified journal copy.
@@ -222,13 +224,15 @@ files:
           complete copy is the journal's (RV(files[].detail) says where; in RAM it does not survive a reboot).
         - V(journal_lost) - the file carries the marker of an interrupted rewrite whose journal copy is gone (a reboot
           emptied a RAM journal); check it with gzip -t.
+        - V(salvaged) - M(sre.cmemgzip.cmemgzip) only, recovery, an in-place (window) compression whose journal was
+          lost was finished from the file itself.
       type: str
       choices: [not_found, not_regular, symlink, hardlinked, already_compressed, not_smaller, open, dest_exists,
                 memory_budget, no_journal_space, too_small, too_young, excluded, target_free_reached,
                 changed_while_reading, renamed, shared_extents, journal_pending, holder_refused, live_unsupported,
-                output_pending, name_too_long, journal_unsafe, no_save_dir, error, rolled_back, finished,
-                journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
-                rewrite_incomplete, journal_lost]
+                output_pending, name_too_long, journal_unsafe, no_save_dir, window_unsupported, error, rolled_back,
+                finished, journal_orphaned, journal_corrupt, journal_unreadable, not_ours, filesystem_gone, read_only,
+                rewrite_incomplete, journal_lost, salvaged]
       sample: holder_refused
     detail:
       description: The reason in words.
