@@ -116,7 +116,7 @@ def verify(fs, log, original_sha, original_size, lines):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--fs', choices=['ext4', 'xfs', 'tmpfs'], default='ext4')
     parser.add_argument('--size', default='1G')
     parser.add_argument('--rate', type=int, default=10000)
@@ -137,7 +137,7 @@ def main(argv=None):
         log = os.path.join(fs.mnt, 'app.log')
         print('generating %s of access log on %s...' % (args.size, args.fs), flush=True)
         original_sha = write_log(log, size, seed=1, kind='access')
-        baseline, _ = writer_phase(log, os.path.join(workdir, 'baseline.json'), args.rate, args.seconds)
+        baseline, _unused = writer_phase(log, os.path.join(workdir, 'baseline.json'), args.rate, args.seconds)
         print('baseline: %d lines, worst write %.1f ms' % (baseline['lines'], baseline['worst_latency'] * 1e3),
               flush=True)
         avail_before = fs.avail()

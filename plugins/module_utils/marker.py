@@ -268,4 +268,3 @@ def paths_to_check(candidates, given, mounts, check_mode):
             known.add(path)
             seen.append(path)
     return seen
-

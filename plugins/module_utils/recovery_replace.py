@@ -166,8 +166,8 @@ def _finish(entry, context, dir_fd, original, current):
     guard = Guard(dir_fd, original.fd)
     note = ''
     try:
-        strategy = rewrite_inode(original.fd, entry, choose_strategy(mount.fstype if mount else None, st, original.fd,
-                                                                    manifest['compressed_size']))
+        chosen = choose_strategy(mount.fstype if mount else None, st, original.fd, manifest['compressed_size'])
+        strategy = rewrite_inode(original.fd, entry, chosen)
         after = os.fstat(original.fd)
         problem = guard.problem(current)
         if problem is not None:

@@ -58,8 +58,8 @@ class ReplaceIncomplete(CmemgzipError):
     """
 
     def __init__(self, what, error=None, original_gone=True):
-        super(ReplaceIncomplete, self).__init__('%s: %s' % (what, error.strerror if error is not None and
-                                                              error.strerror else error) if error else what)
+        reason = error.strerror if error is not None and error.strerror else error
+        super(ReplaceIncomplete, self).__init__('%s: %s' % (what, reason) if error else what)
         self.what = what
         self.error = error
         self.original_gone = original_gone

@@ -168,7 +168,7 @@ class WindowCompressor(object):
             raise VerificationError('read %d bytes of a %d-byte file' % (state.read, self.size))
         if not self.committed:
             raise NotCommitted(codes.NOT_SMALLER, 'the compressed stream never trailed the input by %d bytes; '
-                                   'the file was not changed' % MIN_GAP)
+                               'the file was not changed' % MIN_GAP)
         while state.pending:
             before = len(state.pending)
             self._cycle()

@@ -218,7 +218,7 @@ files:
         - V(not_ours) - recovery, the file holds data that is neither the untouched original nor an interrupted
           rewrite of ours (appended, replaced, inode reused); nothing was written, the copy is kept for a human.
         - V(filesystem_gone) - recovery, the filesystem of a journal entry is not mounted there any more; the copy is
-          kept; reported once, later runs list it in RV(journal.notes).
+          kept; reported once, later runs list it in C(journal.notes).
         - V(read_only) - recovery, the filesystem is read-only; the interrupted run cannot be finished now.
         - V(rewrite_incomplete) - the original is gone and its compressed copy could not be written back; the only
           complete copy is the journal's (RV(files[].detail) says where; in RAM it does not survive a reboot).

@@ -125,7 +125,7 @@ def renumber(fs):
     fs.dev = None
     for attempt in range(3):
         fs.dev = _attach_elsewhere(fs.image, old)
-        done = subprocess.run(['mount', '-t', fs.kind, fs.dev, str(fs.mnt)], capture_output=True, text=True)
+        done = subprocess.run(['mount', '-t', fs.kind, fs.dev, str(fs.mnt)], capture_output=True, text=True, check=False)
         if done.returncode == 0:
             fs.mounted = True
             return old, fs.dev

@@ -26,7 +26,7 @@ def made(tmp_path):
     lines = []
     total = 0
     while total < SIZE:
-        line = b' '.join(rng.choice(words) for _ in range(12)) + b'\n'
+        line = b' '.join(rng.choice(words) for _word in range(12)) + b'\n'
         lines.append(line)
         total += len(line)
     original = b''.join(lines)[:SIZE]
