@@ -26,7 +26,7 @@ import stat
 import time
 import zlib
 
-from .safe_fs import fsync_dir
+from .safe_fs import fsync_dir, pwrite_all
 
 _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 4 * 1024 * 1024
@@ -104,14 +104,6 @@ def apply_metadata(fd, metadata):
     os.fchmod(fd, metadata['mode'])
 
 
-def _pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
 def write_copy(fd, entry, size, crc):
     """Copy the journal entry's data into ``fd``, read it back, fsync; raises OutputIncomplete."""
     try:
@@ -122,7 +114,7 @@ def write_copy(fd, entry, size, crc):
                 chunk = os.read(source, _CHUNK)
                 if not chunk:
                     break
-                _pwrite_all(fd, chunk, offset)
+                pwrite_all(fd, chunk, offset)
                 offset += len(chunk)
         finally:
             os.close(source)

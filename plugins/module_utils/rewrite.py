@@ -34,7 +34,7 @@ import zlib
 from .errors import CmemgzipError
 from .identity import inode_generation
 from .mounts import COPY_ON_WRITE_FSTYPES
-from .safe_fs import fsync_dir, syncfs
+from .safe_fs import fsync_dir, pwrite_all, syncfs
 from .space import ReservationFailed, reserve
 
 INPLACE = 'inplace'
@@ -108,14 +108,6 @@ def _no_copy_on_write(fd):
     return bool(flags[0] & _FS_NOCOW_FL)
 
 
-def _pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
 def copy_over(fd, entry):
     """Write the journal copy over ``fd`` from offset 0; return its size (nothing truncated)."""
     source = entry.open_data()
@@ -125,7 +117,7 @@ def copy_over(fd, entry):
             chunk = os.read(source, _CHUNK)
             if not chunk:
                 return offset
-            _pwrite_all(fd, chunk, offset)
+            pwrite_all(fd, chunk, offset)
             offset += len(chunk)
     finally:
         os.close(source)
@@ -215,7 +207,7 @@ def restore_original(fd, entry):
             if not data:
                 break
             piece = inflater.decompress(data, _CHUNK)[:length - offset]
-            _pwrite_all(fd, piece, offset)
+            pwrite_all(fd, piece, offset)
             offset += len(piece)
     finally:
         os.close(source)

@@ -210,3 +210,12 @@ def syncfs(fd):
     if libc.syncfs(fd) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
+
+
+def pwrite_all(fd, data, offset):
+    """Write all of ``data`` at ``offset`` (os.pwrite may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written

@@ -40,6 +40,7 @@ from . import codes
 from .gzip_member import (
     BLOCK_SIZE, DICTIONARY_SIZE, Cancelled, VerificationError, deflate_block, gzip_trailer,
 )
+from .safe_fs import pwrite_all
 from .window_format import MIN_GAP, PHASE_COMPLETE, TRAILER_SIZE, growth_per_block, set_first_write, worst_growth
 
 _READ_AHEAD = 64 * 1024 * 1024
@@ -88,14 +89,6 @@ def _next_dictionary(dictionary, block):
     if len(block) >= DICTIONARY_SIZE:
         return block[-DICTIONARY_SIZE:]
     return (dictionary + block)[-DICTIONARY_SIZE:]
-
-
-def _pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
 
 
 class WindowCompressor(object):
@@ -253,7 +246,7 @@ class WindowCompressor(object):
             return
         chunk = memoryview(state.pending)[:count]
         try:
-            _pwrite_all(self.fd, chunk, state.written)
+            pwrite_all(self.fd, chunk, state.written)
             state.output_crc32 = zlib.crc32(chunk, state.output_crc32)
         finally:
             chunk.release()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,15 @@ def spawn_injected(args, inject, tmpdir, check=False):
         cmd += ['-e', 'inject=%s' % item]
     cmd += [sys.executable, '-m', MODULE_PYNAME, path]
     return subprocess.Popen(cmd, env=env, cwd='/', stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def sigkill(process, timeout=30):
+    """SIGKILL a process this test started (by its own pid) and reap it."""
+    try:
+        os.kill(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=timeout)
 
 
 def finish(process, timeout=300):

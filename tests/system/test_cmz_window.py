@@ -117,17 +117,22 @@ def test_incompressible_start_is_left_alone(engine, fullfs):
     assert os.listdir(os.path.join(journal, 'sre.cmemgzip')) == []
 
 
-def test_window_refused_on_btrfs(engine, fullfs):
-    fs = fullfs('btrfs')
-    f, _st = _write(fs, 'app.log', log_bytes(8 * MiB, seed=98))
+def _assert_window_refused(engine, fullfs, fs, f, why):
+    """On a filled ``fs``, strategy=window skips ``f`` as window_unsupported (``why`` in the detail), untouched."""
     fs.fill()
     before = tree_state(fs.data)
     result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=_small_journal(fullfs),
                                        strategy='window'))
     e = entry(result, f)
     assert (e['action'], e['reason']) == ('skipped', 'window_unsupported'), short(result)
-    assert 'copy-on-write' in e['detail']
+    assert why in e['detail']
     assert tree_state(fs.data) == before
+
+
+def test_window_refused_on_btrfs(engine, fullfs):
+    fs = fullfs('btrfs')
+    f, _st = _write(fs, 'app.log', log_bytes(8 * MiB, seed=98))
+    _assert_window_refused(engine, fullfs, fs, f, 'copy-on-write')
 
 
 def test_window_refused_for_a_sparse_file(engine, fullfs):
@@ -137,14 +142,7 @@ def test_window_refused_for_a_sparse_file(engine, fullfs):
         handle.seek(12 * MiB)
         handle.write(log_bytes(MiB, seed=100))
     os.utime(f, ns=(MTIME_NS, MTIME_NS))
-    fs.fill()
-    before = tree_state(fs.data)
-    result = engine.run(engine.Options(paths=[str(f)], min_size=0, journal_dir=_small_journal(fullfs),
-                                       strategy='window'))
-    e = entry(result, f)
-    assert (e['action'], e['reason']) == ('skipped', 'window_unsupported'), short(result)
-    assert 'sparse' in e['detail']
-    assert tree_state(fs.data) == before
+    _assert_window_refused(engine, fullfs, fs, f, 'sparse')
 
 
 def test_check_mode_reports_the_window(engine, fullfs):

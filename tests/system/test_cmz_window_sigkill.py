@@ -28,7 +28,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ import zlib
 import pytest
 
 from cmzrun import COLLECTIONS, MODULE_PYNAME, _args_file, _env, entries, run_direct, short, spawn_direct
+from faults import sigkill
 from fullfs import MiB, gunzip_sha256, log_bytes, sha256_bytes, sha256_file
 
 KILLS = int(os.environ.get('CMZ_IT_WINDOW_KILLS', '30'))
@@ -49,14 +49,6 @@ MTIME_NS = 1_600_000_000_444_555_666
 def _args(f, journal):
     return {'path': [str(f)], 'journal_dir': journal, 'level': 1, 'threads': 2, 'min_size': 0,
             'strategy': 'window'}
-
-
-def _kill(p):
-    try:
-        os.kill(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait(timeout=30)
 
 
 def _checkpoint(journal):
@@ -200,7 +192,7 @@ def test_sigkill_at_random_instants(chain, tmp_path):
                 _wait_for_checkpoint(p, chain.journal, seen)
             p.wait(timeout=delay)
         except subprocess.TimeoutExpired:
-            _kill(p)
+            sigkill(p)
             kills += 1
             if chain.check_after_kill(note) is not None:
                 after_commit += 1
