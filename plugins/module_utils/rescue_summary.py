@@ -17,7 +17,7 @@ Counts per action kind (``actions``) come from the files' own action codes,
 so a new kind of action is counted without a change here (``Tally``).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 from . import codes
 from .rescue_open_files import empty as no_open_files, message_parts, open_files_summary
