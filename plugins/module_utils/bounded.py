@@ -21,6 +21,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import threading
 from collections import deque
+from typing import Any, Callable
 
 
 class TimedOut(Exception):
@@ -30,7 +31,7 @@ class TimedOut(Exception):
 class _Call(object):
     __slots__ = ('function', 'args', 'done', 'value', 'error')
 
-    def __init__(self, function, args):
+    def __init__(self, function: Callable[..., Any], args: tuple) -> None:
         self.function = function
         self.args = args
         self.done = threading.Event()
@@ -41,19 +42,19 @@ class _Call(object):
 class _Worker(object):
     """One daemon thread that runs the calls handed to it, in order."""
 
-    def __init__(self):
-        self._calls = deque()
+    def __init__(self) -> None:
+        self._calls: deque[_Call] = deque()
         self._ready = threading.Condition()
         thread = threading.Thread(target=self._loop, name='sre.cmemgzip-bounded')
         thread.daemon = True
         thread.start()
 
-    def submit(self, call):
+    def submit(self, call: _Call) -> None:
         with self._ready:
             self._calls.append(call)
             self._ready.notify()
 
-    def _loop(self):
+    def _loop(self) -> None:
         while True:
             with self._ready:
                 while not self._calls:
@@ -69,12 +70,12 @@ class _Worker(object):
 class BoundedCaller(object):
     """``call(function, *args)``: its value, or TimedOut after ``timeout`` seconds."""
 
-    def __init__(self, timeout):
+    def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.abandoned = 0
-        self._worker = None
+        self._worker: _Worker | None = None
 
-    def call(self, function, *args):
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
         if self._worker is None:
             self._worker = _Worker()
         call = _Call(function, args)

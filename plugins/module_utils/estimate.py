@@ -34,7 +34,7 @@ _GZIP_FRAME = 10 + 1 + 8
 _WINDOW = 32 * 1024
 
 
-def sample_offsets(size, samples=SAMPLES, sample_size=SAMPLE_SIZE):
+def sample_offsets(size: int, samples: int = SAMPLES, sample_size: int = SAMPLE_SIZE) -> list[int]:
     """Where the samples start: the first at 0, the last ending at ``size``, evenly between."""
     if samples < 2 or size <= sample_size:
         return [0]
@@ -42,7 +42,7 @@ def sample_offsets(size, samples=SAMPLES, sample_size=SAMPLE_SIZE):
     return [i * step for i in range(samples)]
 
 
-def estimate_gzip_size(fd, size, level, name=b''):
+def estimate_gzip_size(fd: int, size: int, level: int, name: bytes = b'') -> int | None:
     """Estimated size of the gzip member of ``size`` bytes of ``fd`` (read with pread), or None.
 
     None when the file is small enough to be measured whole

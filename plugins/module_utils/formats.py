@@ -23,7 +23,7 @@ MAGIC_BYTES = (
 LONGEST_MAGIC = max(len(magic) for magic, _name in MAGIC_BYTES)
 
 
-def compressed_format(head):
+def compressed_format(head: bytes) -> str | None:
     """The compressed format whose magic starts ``head``, or None."""
     for magic, name in MAGIC_BYTES:
         if head.startswith(magic):

@@ -21,6 +21,7 @@ import os
 import pwd
 import stat
 import zlib
+from typing import Any
 
 from .errors import CmemgzipError
 from .safe_fs import fsync_dir, open_dir_nofollow
@@ -40,7 +41,7 @@ class JournalUnsafe(CmemgzipError):
     """The journal directory exists but someone else could tamper with it."""
 
 
-def journal_dir_name(uid=None):
+def journal_dir_name(uid: int | None = None) -> str:
     """The journal directory's name for ``uid``: each user has its own.
 
     Root's is ``sre.cmemgzip``, any other user's ``sre.cmemgzip-<uid>``, so a
@@ -50,7 +51,7 @@ def journal_dir_name(uid=None):
     return SUBDIR if uid == 0 else '%s-%d' % (SUBDIR, uid)
 
 
-def _owner_name(uid):
+def _owner_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -60,13 +61,13 @@ def _owner_name(uid):
 class Journal(object):
     """One journal directory (``<base>/<name>``, by default this user's), opened safely."""
 
-    def __init__(self, base_dir, name=None):
+    def __init__(self, base_dir: str, name: str | None = None) -> None:
         self.base_dir = base_dir
         self.name = name or journal_dir_name()
         self.path = os.path.join(base_dir, self.name)
-        self._dir_fd = None
+        self._dir_fd: int | None = None
 
-    def open(self, create):
+    def open(self, create: bool) -> bool:
         """Open the directory; create it 0700 when asked.  False if absent."""
         if self._dir_fd is not None:
             return True
@@ -105,30 +106,30 @@ class Journal(object):
         return True
 
     @property
-    def opened(self):
+    def opened(self) -> bool:
         return self._dir_fd is not None
 
-    def close(self):
+    def close(self) -> None:
         if self._dir_fd is not None:
             os.close(self._dir_fd)
             self._dir_fd = None
 
-    def available_bytes(self):
+    def available_bytes(self) -> int:
         stats = os.statvfs(self.base_dir)
         return stats.f_bavail * stats.f_frsize
 
-    def create(self, key):
+    def create(self, key: str) -> JournalEntry:
         fd = os.open(key + '.gz', _CREATE_FLAGS, 0o600, dir_fd=self._dir_fd)
         return JournalEntry(self, key, fd)
 
-    def entries(self):
+    def entries(self) -> tuple[list[JournalEntry], list[str]]:
         """(committed entries, keys of data files without a manifest)."""
         names = os.listdir(self._dir_fd)
         manifests = sorted(name[:-5] for name in names if name.endswith('.json'))
         orphans = [name[:-3] for name in names if name.endswith('.gz') and name[:-3] not in manifests]
         return [JournalEntry.load(self, key) for key in manifests], orphans
 
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         for name in (key + '.json', key + '.gz', key + '.json.tmp'):
             try:
                 os.unlink(name, dir_fd=self._dir_fd)
@@ -137,7 +138,7 @@ class Journal(object):
                     raise
         fsync_dir(self._dir_fd)
 
-    def adopt(self, entry):
+    def adopt(self, entry: JournalEntry) -> JournalEntry:
         """Move a committed entry of another journal here (data, check, manifest); return the new entry."""
         manifest = entry.manifest
         moved = self.create(entry.key)
@@ -161,7 +162,7 @@ class Journal(object):
         entry.discard()
         return moved
 
-    def holds(self, key):
+    def holds(self, key: str) -> bool:
         """Whether a committed entry (a manifest) exists under ``key``."""
         try:
             os.stat(key + '.json', dir_fd=self._dir_fd, follow_symlinks=False)
@@ -171,21 +172,22 @@ class Journal(object):
             raise
         return True
 
-    def data_path(self, key):
+    def data_path(self, key: str) -> str:
         return os.path.join(self.path, key + '.gz')
 
 
 class JournalEntry(object):
     """One compressed copy and, once committed, its manifest."""
 
-    def __init__(self, journal, key, fd=None, manifest=None):
+    def __init__(self, journal: Journal, key: str, fd: int | None = None,
+                 manifest: dict[str, Any] | None = None) -> None:
         self.journal = journal
         self.key = key
         self._fd = fd
         self.manifest = manifest
 
     @classmethod
-    def load(cls, journal, key):
+    def load(cls, journal: Journal, key: str) -> JournalEntry:
         try:
             fd = os.open(key + '.json', os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=journal._dir_fd)
             with os.fdopen(fd) as handle:
@@ -195,16 +197,16 @@ class JournalEntry(object):
         return cls(journal, key, manifest=manifest)
 
     @property
-    def data_path(self):
+    def data_path(self) -> str:
         return self.journal.data_path(self.key)
 
-    def write(self, chunk):
+    def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
 
-    def stored_crc(self):
+    def stored_crc(self) -> tuple[int, int]:
         """CRC-32 and size of the data file as stored."""
         fd = self.open_data()
         try:
@@ -219,23 +221,23 @@ class JournalEntry(object):
         finally:
             os.close(fd)
 
-    def open_data(self):
+    def open_data(self) -> int:
         return os.open(self.key + '.gz', os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.journal._dir_fd)
 
-    def commit(self, manifest):
+    def commit(self, manifest: dict[str, Any]) -> None:
         """Make the data durable, then publish the manifest atomically."""
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
         self._publish(manifest)
 
-    def update(self, **changes):
+    def update(self, **changes: Any) -> None:
         """Replace the manifest atomically with these fields changed."""
         manifest = dict(self.manifest)
         manifest.update(changes)
         self._publish(manifest)
 
-    def _publish(self, manifest):
+    def _publish(self, manifest: dict[str, Any]) -> None:
         tmp = self.key + '.json.tmp'
         try:
             os.unlink(tmp, dir_fd=self.journal._dir_fd)
@@ -251,7 +253,7 @@ class JournalEntry(object):
         fsync_dir(self.journal._dir_fd)
         self.manifest = manifest
 
-    def discard(self):
+    def discard(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

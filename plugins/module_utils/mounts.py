@@ -25,6 +25,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import fnmatch
 import os
 import re
+from typing import Iterable, Sequence
 
 
 MOUNTINFO = '/proc/self/mountinfo'
@@ -70,7 +71,7 @@ KERNEL_PATH_PREFIXES = ('/proc', '/sys')
 _ESCAPE_RE = re.compile(rb'\\([0-7]{3})')
 
 
-def unescape(field):
+def unescape(field: str | bytes) -> str:
     """Decode one mountinfo field: ``\\040`` and friends become bytes again.
 
     Returns a ``str`` decoded with the filesystem encoding (undecodable bytes
@@ -88,8 +89,9 @@ class MountEntry(object):
     __slots__ = ('mount_id', 'parent_id', 'major', 'minor', 'root', 'mount_point',
                  'mount_options', 'optional', 'fstype', 'source', 'super_options')
 
-    def __init__(self, mount_id, parent_id, major, minor, root, mount_point,
-                 mount_options, optional, fstype, source, super_options):
+    def __init__(self, mount_id: int, parent_id: int, major: int, minor: int, root: str, mount_point: str,
+                 mount_options: tuple[str, ...], optional: tuple[str, ...], fstype: str, source: str,
+                 super_options: tuple[str, ...]) -> None:
         self.mount_id = mount_id
         self.parent_id = parent_id
         self.major = major
@@ -103,18 +105,18 @@ class MountEntry(object):
         self.super_options = super_options
 
     @property
-    def dev(self):
+    def dev(self) -> str:
         return '%d:%d' % (self.major, self.minor)
 
     @property
-    def read_only(self):
+    def read_only(self) -> bool:
         return 'ro' in self.mount_options or 'ro' in self.super_options
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'MountEntry(%d, %r, %s, %r)' % (self.mount_id, self.mount_point, self.fstype, self.dev)
 
 
-def parse_mountinfo_line(line):
+def parse_mountinfo_line(line: str | bytes) -> MountEntry:
     """Parse one mountinfo line (str or bytes) into a MountEntry.
 
     Raises ValueError on a malformed line.
@@ -145,27 +147,28 @@ def parse_mountinfo_line(line):
     )
 
 
-def parse_mountinfo(text):
+def parse_mountinfo(text: str | bytes) -> list[MountEntry]:
     """Parse the whole of mountinfo (str or bytes); blank lines are ignored."""
     if isinstance(text, str):
         text = os.fsencode(text)
     return [parse_mountinfo_line(line) for line in text.split(b'\n') if line.strip()]
 
 
-def read_mountinfo(path=MOUNTINFO):
+def read_mountinfo(path: str = MOUNTINFO) -> list[MountEntry]:
     with open(path, 'rb') as f:
         return parse_mountinfo(f.read())
 
 
-def _match_any(value, patterns):
+def _match_any(value: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-def is_under(path, prefix):
+def is_under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip('/') + '/')
 
 
-def exclusion_reason(entry, include_fstypes=None, exclude_fstypes=None):
+def exclusion_reason(entry: MountEntry, include_fstypes: Sequence[str] | None = None,
+                     exclude_fstypes: Sequence[str] | None = None) -> str | None:
     """Why a mount is not measured (a short code), or None to keep it.
 
     ``include_fstypes`` (shell patterns), when given, keeps only those types
@@ -192,7 +195,7 @@ def exclusion_reason(entry, include_fstypes=None, exclude_fstypes=None):
     return None
 
 
-def hidden_mount_ids(entries):
+def hidden_mount_ids(entries: list[MountEntry]) -> set[int]:
     """Ids of mounts that cannot be reached by path (over-mounted).
 
     A mount is hidden when another mount sits on the same mount point on top of
@@ -224,12 +227,14 @@ def hidden_mount_ids(entries):
     return hidden
 
 
-def _primary_sort_key(entry):
+def _primary_sort_key(entry: MountEntry) -> tuple[bool, int, str, int]:
     # Prefer the mount of the whole filesystem, then the shortest path.
     return (entry.root != '/', len(entry.mount_point), entry.mount_point, entry.mount_id)
 
 
-def classify(entries, include_fstypes=None, exclude_fstypes=None):
+def classify(
+        entries: list[MountEntry], include_fstypes: Sequence[str] | None = None,
+        exclude_fstypes: Sequence[str] | None = None) -> tuple[list[list[MountEntry]], list[tuple[MountEntry, str]]]:
     """Split mounts into measured filesystems and excluded mounts.
 
     Returns ``(groups, excluded)``: ``groups`` is a list of lists of visible
@@ -260,7 +265,7 @@ def classify(entries, include_fstypes=None, exclude_fstypes=None):
     return result, excluded
 
 
-def mount_of_path(path, entries, hidden=None):
+def mount_of_path(path: str, entries: list[MountEntry], hidden: set[int] | None = None) -> MountEntry | None:
     """The visible MountEntry that holds ``path`` (longest mount-point prefix).
 
     ``hidden`` is ``hidden_mount_ids(entries)`` when the caller has it already.
@@ -280,12 +285,12 @@ def mount_of_path(path, entries, hidden=None):
 class MountTable(object):
     """The mount table, read once, and the mount a path lives on."""
 
-    def __init__(self, entries=None):
+    def __init__(self, entries: list[MountEntry] | None = None) -> None:
         self.entries = read_mountinfo() if entries is None else entries
         self._hidden = hidden_mount_ids(self.entries)
         self._found = {}
 
-    def find(self, path, device_number=None):
+    def find(self, path: str, device_number: int | None = None) -> MountEntry | None:
         """The visible mount holding ``path`` (a MountEntry), or None.
 
         ``device_number`` prefers a mount of that device: btrfs subvolumes
@@ -298,7 +303,7 @@ class MountTable(object):
             self._found[key] = self._find(path, device_number)
         return self._found[key]
 
-    def _find(self, path, device_number):
+    def _find(self, path: str, device_number: int | None) -> MountEntry | None:
         path = os.path.realpath(path)
         best = mount_of_path(path, self.entries, self._hidden)
         if device_number is None or best is None or os.makedev(best.major, best.minor) == device_number:

@@ -40,12 +40,19 @@ The handler interface (see also /docs/how-it-works.md, "Recovery")::
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from typing import TYPE_CHECKING, Iterable
+
 from . import codes
 from .journal import KIND_REPLACE
 from .recovery_common import RecoveryContext, keep_for_human
 from .prefix_recovery import recover as recover_prefix
 from .recovery_replace import recover as recover_replace
 from .window_recovery import recover as recover_window
+
+if TYPE_CHECKING:
+    from .journal import Journal, JournalEntry
+    from .mounts import MountTable
+    from .results import FileResult
 
 # Manifest kind -> handler.  Other protocols add their line here.
 HANDLERS = {
@@ -56,7 +63,7 @@ HANDLERS = {
 }
 
 
-def recover_entry(entry, context):
+def recover_entry(entry: JournalEntry, context: RecoveryContext) -> FileResult | None:
     """Handle one committed journal entry; return a FileResult or None."""
     manifest = entry.manifest
     if 'error' in manifest:
@@ -68,7 +75,8 @@ def recover_entry(entry, context):
     return handler(entry, context)
 
 
-def recover_journals(journals, check_mode, mounts, notes):
+def recover_journals(journals: Iterable[Journal], check_mode: bool, mounts: MountTable,
+                     notes: list[str]) -> tuple[list[FileResult], set[str]]:
     """Recover every entry of every opened journal; return (results, pending keys).
 
     ``pending`` are the keys whose entries are still there afterwards: a

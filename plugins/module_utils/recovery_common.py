@@ -15,11 +15,17 @@ from __future__ import absolute_import, annotations, division, print_function
 import errno
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from . import codes, open_files
 from .identity import filesystem_id, same_filesystem
 from .results import FileResult
 from .safe_fs import FileBusy, WriteLease, open_dir_nofollow
+
+if TYPE_CHECKING:
+    from .journal import JournalEntry
+    from .mounts import MountTable
+    from .safe_fs import OpenFile
 
 
 class RecoveryContext(object):
@@ -30,7 +36,7 @@ class RecoveryContext(object):
     the result's ``journal.notes``.
     """
 
-    def __init__(self, check_mode, mounts, notes):
+    def __init__(self, check_mode: bool, mounts: MountTable, notes: list[str]) -> None:
         self.check_mode = check_mode
         self.mounts = mounts
         self.notes = notes
@@ -39,13 +45,13 @@ class RecoveryContext(object):
 class Busy(Exception):
     """Another process has the file open; ``detail`` says who."""
 
-    def __init__(self, detail, pids=None):
+    def __init__(self, detail: str, pids: list[dict[str, Any]] | None = None) -> None:
         super(Busy, self).__init__(detail)
         self.detail = detail
         self.pids = pids
 
 
-def claim(open_file, mounts=None):
+def claim(open_file: OpenFile, mounts: MountTable | None = None) -> WriteLease:
     """The exclusive claim a fresh run takes: no holder in /proc, then a write lease.
 
     Returns the WriteLease (release it when done; ``held`` is False where
@@ -61,12 +67,12 @@ def claim(open_file, mounts=None):
         raise Busy('opened by another process (the kernel refused a write lease)')
 
 
-def paths_of(manifest):
+def paths_of(manifest: dict[str, Any]) -> tuple[str, str]:
     directory = manifest.get('dir', '?')
     return os.path.join(directory, manifest.get('name', '?')), os.path.join(directory, manifest.get('dest', '?'))
 
 
-def result(entry, action, reason, detail, **extra):
+def result(entry: JournalEntry, action: str, reason: str | None, detail: str | None, **extra: Any) -> FileResult:
     """A FileResult for the entry's file."""
     manifest = entry.manifest
     path, dest = paths_of(manifest)
@@ -75,20 +81,21 @@ def result(entry, action, reason, detail, **extra):
                       seconds=0.0).update(**extra)
 
 
-def keep_for_human(entry, reason, why, action=codes.FAILED):
+def keep_for_human(entry: JournalEntry, reason: str, why: str, action: str = codes.FAILED) -> FileResult:
     """Touch nothing, keep the entry, and say where the copy is."""
     return result(entry, action, reason, '%s; nothing was written, the verified compressed copy is kept at %s '
                   '(its manifest, %s, records the original\'s directory, name, size and times)'
                   % (why, entry.data_path, entry.data_path[:-3] + '.json'))
 
 
-def drop(entry, context):
+def drop(entry: JournalEntry, context: RecoveryContext) -> None:
     """Discard the entry (not in check mode)."""
     if not context.check_mode:
         entry.discard()
 
 
-def recovered(context, entry, reason, detail, **extra):
+def recovered(context: RecoveryContext, entry: JournalEntry, reason: str | None, detail: str | None,
+              **extra: Any) -> FileResult:
     action = codes.WOULD_RECOVER if context.check_mode else codes.RECOVERED
     return result(entry, action, reason, detail, **extra)
 
@@ -96,17 +103,17 @@ def recovered(context, entry, reason, detail, **extra):
 class Located(object):
     """The entry's directory, opened, or the result that says why it cannot be."""
 
-    def __init__(self, dir_fd=None, outcome=None):
+    def __init__(self, dir_fd: int | None = None, outcome: FileResult | None = None) -> None:
         self.dir_fd = dir_fd
         self.outcome = outcome
 
-    def close(self):
+    def close(self) -> None:
         if self.dir_fd is not None:
             os.close(self.dir_fd)
             self.dir_fd = None
 
 
-def locate(entry, context):
+def locate(entry: JournalEntry, context: RecoveryContext) -> Located:
     """Open the manifest's directory on the manifest's filesystem.
 
     A directory that is absent, or present on another filesystem, means
@@ -132,13 +139,13 @@ def locate(entry, context):
     return Located(dir_fd=dir_fd)
 
 
-def _deepest_existing(path):
+def _deepest_existing(path: str) -> str:
     while path not in ('/', '') and not os.path.isdir(path):
         path = os.path.dirname(path)
     return path or '/'
 
 
-def _on_recorded_filesystem(path, manifest):
+def _on_recorded_filesystem(path: str, manifest: dict[str, Any]) -> bool:
     try:
         fd = open_dir_nofollow(path)
     except (OSError, ValueError):
@@ -149,13 +156,13 @@ def _on_recorded_filesystem(path, manifest):
         os.close(fd)
 
 
-def _fd_on_recorded_filesystem(fd, manifest):
+def _fd_on_recorded_filesystem(fd: int, manifest: dict[str, Any]) -> bool:
     if 'fs_id' in manifest:
         return same_filesystem(fd, manifest['fs_id'])
     return os.fstat(fd).st_dev == manifest.get('dev')  # a version 1 manifest
 
 
-def _gone(entry, context, found=None):
+def _gone(entry: JournalEntry, context: RecoveryContext, found: str | None = None) -> FileResult | None:
     path = paths_of(entry.manifest)[0]
     where = '%s (manifest %s)' % (entry.data_path, entry.data_path[:-3] + '.json')
     if entry.manifest.get('reported_gone'):

@@ -13,7 +13,12 @@ summary with ``open_files_summary`` and their segments to its one line with
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from typing import TYPE_CHECKING, Any, Callable
+
 from . import codes
+
+if TYPE_CHECKING:
+    from .rescue_summary import Tally
 
 # Summary key -> (action when done, action in check mode).
 KINDS = (
@@ -23,13 +28,13 @@ KINDS = (
 FILE_KEYS = ('path', 'dest', 'action', 'original_size', 'compressed_size', 'bytes_saved', 'strategy', 'writer_stall')
 
 
-def empty():
+def empty() -> dict[str, dict[str, Any]]:
     """The open-file part of a summary where nothing ran."""
     return dict((key, {'count': 0, 'bytes_saved': 0, 'would': 0, 'would_save': 0, 'files': []})
                 for key, dummy, dummy2 in KINDS)
 
 
-def open_files_summary(tally, files, max_files):
+def open_files_summary(tally: Tally, files: list[dict[str, Any]], max_files: int) -> dict[str, dict[str, Any]]:
     """``{'live_files': ..., 'deleted_files': ...}`` from a rescue_summary.Tally and the listed files.
 
     Each has ``count`` and ``bytes_saved`` (done), ``would`` and ``would_save``
@@ -46,7 +51,7 @@ def open_files_summary(tally, files, max_files):
     return result
 
 
-def message_parts(summary, human):
+def message_parts(summary: dict[str, Any], human: Callable[[int], str]) -> list[str]:
     """Segments of the host's one-line message, one per kind that has files."""
     parts = []
     for key, noun, verb in (('live_files', 'live file', 'cut'), ('deleted_files', 'deleted file', 'reclaimed')):

@@ -13,11 +13,13 @@ the host, the ``rescue_plan`` filter on the controller.
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from typing import Any
+
 from . import codes
 from .sysinfo import DEFAULT_MEMORY_FRACTION, memory_budget
 
 
-def roots_on(filesystem, located):
+def roots_on(filesystem: dict[str, Any], located: list[dict[str, Any]]) -> list[str]:
     """The roots to search for ``filesystem``, in order, without duplicates.
 
     ``located`` are the existing roots (entries of ``survey()['paths']``).  A
@@ -39,7 +41,7 @@ def roots_on(filesystem, located):
     return unique
 
 
-def filesystem_note(filesystem, roots):
+def filesystem_note(filesystem: dict[str, Any], roots: list[str]) -> str | None:
     """Why a full filesystem is left alone (a codes.FILESYSTEM_NOTES code), or None."""
     if filesystem.get('read_only'):
         return codes.READ_ONLY
@@ -50,7 +52,8 @@ def filesystem_note(filesystem, roots):
     return None
 
 
-def plan_rescue(measured, memory_limit=None, memory_fraction=DEFAULT_MEMORY_FRACTION):
+def plan_rescue(measured: dict[str, Any], memory_limit: int | None = None,
+                memory_fraction: float = DEFAULT_MEMORY_FRACTION) -> dict[str, Any]:
     """The plan of a rescue.
 
     ``measured``: a measurement with ``filesystems``, ``paths`` (the roots

@@ -18,7 +18,12 @@ rest; within each, the order of the run.
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from typing import TYPE_CHECKING, Any
+
 from . import codes
+
+if TYPE_CHECKING:
+    from .results import FileResult
 
 DEFAULT_MAX_FILE_RESULTS = 1000
 
@@ -37,13 +42,13 @@ _ACTION_RANK = {
 _SUMMED = ('original_size', 'compressed_size', 'bytes_saved')
 
 
-def _rank(result):
+def _rank(result: FileResult) -> int:
     if result.action in _ACTION_RANK:
         return _ACTION_RANK[result.action]
     return 3 if result.reason in _ACTIONABLE_SKIPS else 4
 
 
-def cap_results(results, limit):
+def cap_results(results: list[FileResult], limit: int | None) -> tuple[list[FileResult], dict[str, Any]]:
     """(results to list, in their order; summary of the others).
 
     The summary is ``{'count': N, 'by_reason': [{'action', 'reason', 'count',

@@ -37,7 +37,7 @@ class ReservationFailed(OSError):
     """The blocks just freed could not be reserved again: another writer took them."""
 
 
-def fallocate(fd, mode, offset, length):
+def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     function = getattr(libc, 'fallocate64', None) or libc.fallocate
     function.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
@@ -46,7 +46,7 @@ def fallocate(fd, mode, offset, length):
         raise OSError(err, os.strerror(err))
 
 
-def reserve(fd, length):
+def reserve(fd: int, length: int) -> bool:
     """Allocate ``length`` bytes from offset 0 for ``fd`` without changing its size.
 
     Called straight after the file released its blocks, so that the blocks
@@ -73,7 +73,7 @@ def reserve(fd, length):
     raise ReservationFailed(errno.ENOSPC, 'another writer took the %d bytes this file had just freed' % length)
 
 
-def extents(fd):
+def extents(fd: int) -> list[tuple[int, int]] | None:
     """(logical length, flags) of every extent of ``fd``; None where FIEMAP is unsupported."""
     found = []
     start = 0
@@ -98,7 +98,7 @@ def extents(fd):
                 return found
 
 
-def shared_bytes(fd):
+def shared_bytes(fd: int) -> int:
     """Bytes of ``fd`` in extents shared with a snapshot or a reflink (0 if unknown)."""
     found = extents(fd)
     if not found:

@@ -22,12 +22,16 @@ notice.
 from __future__ import absolute_import, annotations, division, print_function
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from .mounts import COPY_ON_WRITE_FSTYPES
 from .rewrite import INPLACE, choose_strategy
 
+if TYPE_CHECKING:
+    from .mounts import MountTable
 
-def unsuitable(fd, st, filesystem, mounts=None):
+
+def unsuitable(fd: int, st: os.stat_result, filesystem: dict[str, Any], mounts: MountTable | None = None) -> str | None:
     """Why the window cannot be used for this open file, or None.
 
     The rule of the copy strategies (rewrite.choose_strategy): where an
@@ -43,7 +47,7 @@ def unsuitable(fd, st, filesystem, mounts=None):
     return 'the file is sparse (a hole at offset %s): writing into a hole needs a new block' % first_hole(fd)
 
 
-def _upper_fstype(filesystem, mounts):
+def _upper_fstype(filesystem: dict[str, Any], mounts: MountTable | None) -> str | None:
     """The filesystem's type; for overlay, the type of the filesystem under its upper directory."""
     fstype = filesystem.get('fstype')
     if fstype != 'overlay' or mounts is None:
@@ -57,7 +61,7 @@ def _upper_fstype(filesystem, mounts):
     return fstype
 
 
-def first_hole(fd):
+def first_hole(fd: int) -> int | None:
     """Offset of the first hole (the size when there is none), or None if unknown."""
     try:
         return os.lseek(fd, 0, os.SEEK_HOLE)
