@@ -46,6 +46,7 @@ import os
 import stat
 import struct
 import zlib
+from typing import Any, Callable
 
 EVIDENCE_SPAN = 64 * 1024
 _CHUNK = 1024 * 1024
@@ -74,12 +75,12 @@ OURS = frozenset((COMPLETE, REWRITE))
 UNTOUCHED = frozenset((ORIGINAL, GROWN))
 
 
-def filesystem_id(fd):
+def filesystem_id(fd: int) -> str:
     """The preferred name of the filesystem holding ``fd`` (see above)."""
     return filesystem_ids(fd)[0]
 
 
-def filesystem_ids(fd):
+def filesystem_ids(fd: int) -> list[str]:
     """Every name the filesystem holding ``fd`` has, preferred first.
 
     Not cached: a device number names another filesystem after an unmount,
@@ -90,11 +91,11 @@ def filesystem_ids(fd):
     return names + ['dev:%x' % st.st_dev]
 
 
-def same_filesystem(fd, recorded):
+def same_filesystem(fd: int, recorded: str) -> bool:
     return recorded in filesystem_ids(fd)
 
 
-def _stable_fsid(fd, st):
+def _stable_fsid(fd: int, st: os.stat_result) -> str | None:
     try:
         fsid = os.fstatvfs(fd).f_fsid
     except (OSError, AttributeError):
@@ -106,7 +107,7 @@ def _stable_fsid(fd, st):
     return 'fsid:%016x' % fsid
 
 
-def _mount_source(fd):
+def _mount_source(fd: int) -> str | None:
     """The source (device path) of the mount ``fd`` lives on, by its mnt_id in /proc/self/fdinfo."""
     try:
         with open('/proc/self/fdinfo/%d' % fd, 'rb') as handle:
@@ -122,7 +123,7 @@ def _mount_source(fd):
     return None
 
 
-def _superblock_uuid(fd, st_dev):
+def _superblock_uuid(fd: int, st_dev: int) -> str | None:
     """The UUID in the superblock of the mounted block device (ext*, xfs, btrfs), or None."""
     source = _mount_source(fd)
     if not source or not source.startswith('/dev/'):
@@ -154,11 +155,11 @@ def _superblock_uuid(fd, st_dev):
     return None
 
 
-def _uuid_name(uuid):
+def _uuid_name(uuid: bytes) -> str | None:
     return 'uuid:' + uuid.hex() if len(uuid) == 16 and uuid.strip(b'\0') else None
 
 
-def _btrfs_root(fd):
+def _btrfs_root(fd: int) -> int | None:
     """The tree id of the btrfs subvolume holding ``fd`` (BTRFS_IOC_INO_LOOKUP), or None."""
     args = bytearray(struct.pack('=QQ', 0, _BTRFS_FIRST_FREE_OBJECTID) + b'\0' * 4080)
     try:
@@ -168,13 +169,13 @@ def _btrfs_root(fd):
     return struct.unpack_from('=Q', args, 0)[0]
 
 
-def entry_key(fs_id, ino):
+def entry_key(fs_id: str, ino: int) -> str:
     """The journal key of an inode: one entry per inode at a time, whatever its kind."""
     token = ''.join(c if c.isalnum() else '-' for c in fs_id)
     return '%s-%d' % (token, ino)
 
 
-def inode_generation(fd):
+def inode_generation(fd: int) -> int | None:
     """The inode's generation number (changes when an inode number is reused), or None."""
     buf = array.array('l', [0])
     try:
@@ -184,7 +185,7 @@ def inode_generation(fd):
     return buf[0] & 0xffffffff
 
 
-def crc_range(fd, offset, length):
+def crc_range(fd: int, offset: int, length: int) -> tuple[int, int]:
     """CRC-32 of ``length`` bytes at ``offset`` and how many could be read."""
     crc = 0
     done = 0
@@ -197,7 +198,7 @@ def crc_range(fd, offset, length):
     return crc, done
 
 
-def capture(fd, st, crc32):
+def capture(fd: int, st: os.stat_result, crc32: int) -> dict[str, Any]:
     """The evidence a manifest records about an original (``crc32`` of its whole content)."""
     span = min(EVIDENCE_SPAN, st.st_size)
     return {
@@ -208,7 +209,7 @@ def capture(fd, st, crc32):
     }
 
 
-def same_inode(fd, manifest):
+def same_inode(fd: int, manifest: dict[str, Any]) -> bool:
     """Whether ``fd`` is the inode ``manifest`` was made for (filesystem, number, generation)."""
     st = os.fstat(fd)
     if st.st_ino != manifest['ino']:
@@ -222,7 +223,7 @@ def same_inode(fd, manifest):
     return recorded is None or inode_generation(fd) in (None, recorded)
 
 
-def holds_original(fd, manifest):
+def holds_original(fd: int, manifest: dict[str, Any]) -> str | None:
     """ORIGINAL, GROWN or None: is the recorded original, untouched, at the start of ``fd``?"""
     size = manifest['size']
     have = os.fstat(fd).st_size
@@ -239,7 +240,7 @@ def holds_original(fd, manifest):
     return ORIGINAL if have == size else GROWN
 
 
-def classify(fd, manifest, open_copy, zeros_allowed=False):
+def classify(fd: int, manifest: dict[str, Any], open_copy: Callable[[], int], zeros_allowed: bool = False) -> str:
     """What ``fd`` holds compared to the entry: one of ORIGINAL .. FOREIGN.
 
     ``open_copy()`` opens the journal copy (a descriptor the caller need not
@@ -262,7 +263,7 @@ def classify(fd, manifest, open_copy, zeros_allowed=False):
         os.close(source)
 
 
-def _pages_are_ours(fd, size, source, manifest, zeros_allowed):
+def _pages_are_ours(fd: int, size: int, source: int, manifest: dict[str, Any], zeros_allowed: bool) -> bool:
     """Each byte equals the copy's or the original's byte at that offset (or is a zero page)."""
     original = _Inflated(source, manifest['compressed_size'])
     offset = 0
@@ -281,7 +282,7 @@ def _pages_are_ours(fd, size, source, manifest, zeros_allowed):
     return True
 
 
-def _page_is_ours(have, copy, plain, zeros_allowed):
+def _page_is_ours(have: bytes, copy: bytes, plain: bytes, zeros_allowed: bool) -> bool:
     if have in (copy, plain) or (zeros_allowed and not have.strip(b'\0')):
         return True
     # A write cut short inside a page: byte by byte.
@@ -294,7 +295,7 @@ def _page_is_ours(have, copy, plain, zeros_allowed):
 class _Inflated(object):
     """The original's bytes, inflated from the journal copy as they are asked for (in order)."""
 
-    def __init__(self, source, compressed_size):
+    def __init__(self, source: int, compressed_size: int) -> None:
         self._source = source
         self._end = compressed_size
         self._read_at = 0
@@ -303,7 +304,7 @@ class _Inflated(object):
         self._buffer = b''
         self._buffer_at = 0
 
-    def read(self, offset, length):
+    def read(self, offset: int, length: int) -> bytes:
         self._drop_before(offset)
         while self._buffer_at + len(self._buffer) < offset + length:
             if not self._pending:
@@ -323,7 +324,7 @@ class _Inflated(object):
         start = offset - self._buffer_at
         return self._buffer[start:start + length]
 
-    def _drop_before(self, offset):
+    def _drop_before(self, offset: int) -> None:
         cut = min(len(self._buffer), max(0, offset - self._buffer_at))
         if cut:
             self._buffer = self._buffer[cut:]

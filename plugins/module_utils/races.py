@@ -34,7 +34,7 @@ GZ = '.gz'
 class Raced(CmemgzipError):
     """Someone renamed, replaced or linked the file during a step; ``reason`` is a code."""
 
-    def __init__(self, reason, detail):
+    def __init__(self, reason: str, detail: str) -> None:
         super(Raced, self).__init__(detail)
         self.reason = reason
         self.detail = detail
@@ -43,13 +43,13 @@ class Raced(CmemgzipError):
 class Guard(object):
     """Checks that a name in ``dir_fd`` still leads to the inode open as ``fd``, with one link."""
 
-    def __init__(self, dir_fd, fd):
+    def __init__(self, dir_fd: int, fd: int) -> None:
         self.dir_fd = dir_fd
         self.fd = fd
         st = os.fstat(fd)
         self.identity = (st.st_dev, st.st_ino)
 
-    def problem(self, name):
+    def problem(self, name: str) -> Raced | None:
         """None when ``name`` is our inode with one link, else a Raced to raise."""
         st = stat_nofollow(self.dir_fd, name)
         if st is None or (st.st_dev, st.st_ino) != self.identity:
@@ -59,12 +59,12 @@ class Guard(object):
             return Raced(codes.HARDLINKED, 'someone made a hard link to %s during the run (%d links)' % (name, links))
         return None
 
-    def check(self, name):
+    def check(self, name: str) -> None:
         found = self.problem(name)
         if found is not None:
             raise found
 
-    def names_in_dir(self):
+    def names_in_dir(self) -> list[str]:
         """Every name of our inode in the directory (a scan: only after something went wrong)."""
         names = []
         # A descriptor of its own: a scan through dir_fd would share (and
@@ -82,7 +82,7 @@ class Guard(object):
         return sorted(names)
 
 
-def undo_rename(dir_fd, name, dest):
+def undo_rename(dir_fd: int, name: str, dest: str) -> str:
     """Rename ``dest`` back to ``name`` (whatever we moved there); a text for the detail."""
     try:
         rename_noreplace(dir_fd, dest, dir_fd, name)
@@ -93,7 +93,7 @@ def undo_rename(dir_fd, name, dest):
     return 'renamed %s back to %s' % (dest, name)
 
 
-def relabel(guard):
+def relabel(guard: Guard) -> str:
     """Give every name of our (now compressed) inode the .gz suffix; a text for the detail."""
     done = []
     for name in guard.names_in_dir():

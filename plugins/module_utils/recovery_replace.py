@@ -31,6 +31,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import errno
 import os
+from typing import TYPE_CHECKING, Any
 
 from . import codes
 from .identity import COMPLETE, GROWN, ORIGINAL, OURS, UNTOUCHED, classify, inode_generation, same_inode
@@ -43,6 +44,12 @@ from .rewrite import (
 )
 from .safe_fs import OpenFile, open_regular, stat_nofollow
 
+if TYPE_CHECKING:
+    from .journal import JournalEntry
+    from .mounts import MountEntry
+    from .recovery_common import RecoveryContext
+    from .results import FileResult
+
 _DESCRIBED = {
     ORIGINAL: 'the untouched original',
     GROWN: 'the original with data appended after it',
@@ -50,7 +57,7 @@ _DESCRIBED = {
 }
 
 
-def recover(entry, context):
+def recover(entry: JournalEntry, context: RecoveryContext) -> FileResult | None:
     located = locate(entry, context)
     if located.dir_fd is None:
         return located.outcome
@@ -62,7 +69,7 @@ def recover(entry, context):
         located.close()
 
 
-def _names_of_inode(dir_fd, manifest):
+def _names_of_inode(dir_fd: int, manifest: dict[str, Any]) -> list[str]:
     names = []
     for name in (manifest['name'], manifest['dest']):
         st = stat_nofollow(dir_fd, name)
@@ -71,7 +78,7 @@ def _names_of_inode(dir_fd, manifest):
     return names
 
 
-def _open(dir_fd, name, check_mode):
+def _open(dir_fd: int, name: str, check_mode: bool) -> tuple[OpenFile, bool]:
     """(OpenFile, read_only): writable unless check mode or a read-only filesystem."""
     if not check_mode:
         try:
@@ -82,7 +89,7 @@ def _open(dir_fd, name, check_mode):
     return OpenFile(open_regular(dir_fd, name, writable=False)), not check_mode
 
 
-def _recover_in(entry, context, dir_fd):
+def _recover_in(entry: JournalEntry, context: RecoveryContext, dir_fd: int) -> FileResult:
     manifest = entry.manifest
     names = _names_of_inode(dir_fd, manifest)
     if not names:
@@ -111,7 +118,8 @@ def _recover_in(entry, context, dir_fd):
         original.close()
 
 
-def _decide(entry, context, dir_fd, original, names, state, busy, read_only):
+def _decide(entry: JournalEntry, context: RecoveryContext, dir_fd: int, original: OpenFile, names: list[str],
+            state: str, busy: Busy | None, read_only: bool) -> FileResult:
     manifest = entry.manifest
     name, dest = manifest['name'], manifest['dest']
     current = names[0]
@@ -147,7 +155,8 @@ def _decide(entry, context, dir_fd, original, names, state, busy, read_only):
     return _finish(entry, context, dir_fd, original, current)
 
 
-def _linked(entry, context, dir_fd, names, state, busy, nlink):
+def _linked(entry: JournalEntry, context: RecoveryContext, dir_fd: int, names: list[str], state: str,
+            busy: Busy | None, nlink: int) -> FileResult:
     """Two names for the inode: our link+unlink rename cut short, or someone's hard link."""
     manifest = entry.manifest
     if len(names) == 2 and nlink == 2 and state == ORIGINAL and busy is None:
@@ -159,7 +168,8 @@ def _linked(entry, context, dir_fd, names, state, busy, nlink):
     return keep_for_human(entry, codes.NOT_OURS, 'the file has more than one name now (a hard link was made)')
 
 
-def _finish(entry, context, dir_fd, original, current):
+def _finish(entry: JournalEntry, context: RecoveryContext, dir_fd: int, original: OpenFile,
+            current: str) -> FileResult:
     manifest = entry.manifest
     st = os.fstat(original.fd)
     mount = context.mounts.find(manifest['dir'], st.st_dev)
@@ -187,7 +197,8 @@ def _finish(entry, context, dir_fd, original, current):
                      bytes_saved=_saved(manifest, after), strategy=strategy)
 
 
-def _incomplete(entry, exc, path_now, mount, st):
+def _incomplete(entry: JournalEntry, exc: ReplaceIncomplete, path_now: str, mount: MountEntry | None,
+                st: os.stat_result) -> FileResult:
     need = -(-entry.manifest['compressed_size'] // (st.st_blksize or 4096)) * (st.st_blksize or 4096)
     text = explain(exc, entry, path_now, mount.mount_point if mount else entry.manifest['dir'], need)
     found = result(entry, codes.FAILED, codes.REWRITE_INCOMPLETE, text)
@@ -195,7 +206,8 @@ def _incomplete(entry, exc, path_now, mount, st):
     return found
 
 
-def _recreated(entry, context, dir_fd, current_name=None):
+def _recreated(entry: JournalEntry, context: RecoveryContext, dir_fd: int,
+               current_name: str | None = None) -> FileResult:
     """The original inode is gone or unusable: NAME.gz is written anew from the journal."""
     manifest = entry.manifest
     dest = manifest['dest']
@@ -221,7 +233,7 @@ def _recreated(entry, context, dir_fd, current_name=None):
                      bytes_saved=_saved(manifest, stat_nofollow(dir_fd, dest)), strategy=strategy)
 
 
-def _created_file_state(entry, dir_fd):
+def _created_file_state(entry: JournalEntry, dir_fd: int) -> str:
     """'absent', COMPLETE, 'partial' or 'foreign' for NAME.gz of a recreate."""
     manifest = entry.manifest
     try:
@@ -244,10 +256,10 @@ def _created_file_state(entry, dir_fd):
         os.close(fd)
 
 
-def _mount_point(context, manifest):
+def _mount_point(context: RecoveryContext, manifest: dict[str, Any]) -> str | None:
     mount = context.mounts.find(manifest['dir'])
     return mount.mount_point if mount else None
 
 
-def _saved(manifest, st_after):
+def _saved(manifest: dict[str, Any], st_after: os.stat_result | None) -> int:
     return max(0, manifest.get('allocated', 0) - st_after.st_blocks * 512) if st_after else 0

@@ -22,6 +22,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import errno
 import os
+from typing import TYPE_CHECKING
 
 from .errors import CmemgzipError
 from .identity import holds_original
@@ -29,13 +30,17 @@ from .races import Guard, Raced, relabel, undo_rename
 from .rewrite import NoSpace, ReplaceIncomplete, recreate, restore_original, rewrite_inode
 from .safe_fs import fsync_dir, rename_noreplace, stat_nofollow
 
+if TYPE_CHECKING:
+    from .journal import JournalEntry
+    from .safe_fs import OpenFile
+
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class NotStarted(CmemgzipError):
     """The replacement failed before its first change to the file."""
 
-    def __init__(self, error):
+    def __init__(self, error: BaseException) -> None:
         super(NotStarted, self).__init__(str(error))
         self.error = error
 
@@ -52,13 +57,13 @@ class Incomplete(ReplaceIncomplete):
     name or a sync is missing).
     """
 
-    def __init__(self, what, error, current, state):
+    def __init__(self, what: str, error: BaseException | None, current: str, state: str) -> None:
         super(Incomplete, self).__init__(what, error, original_gone=state != 'untouched')
         self.current = current
         self.state = state
 
 
-def replace(dir_fd, name, dest, original, entry, strategy):
+def replace(dir_fd: int, name: str, dest: str, original: OpenFile, entry: JournalEntry, strategy: str) -> str:
     """Rename ``name`` to ``dest`` (never replacing), then rewrite the inode.
 
     ``original`` is the file's OpenFile.  Returns the strategy that worked.
@@ -76,7 +81,7 @@ def replace(dir_fd, name, dest, original, entry, strategy):
         raise Incomplete('the file was renamed to %s but syncing its directory failed' % current, exc, current,
                          'untouched')
 
-    def before_shrink(overwritten):
+    def before_shrink(overwritten: bool) -> None:
         problem = guard.problem(current)
         if problem is not None:
             raise _undo(dir_fd, name, dest, current, fd, entry, problem, overwritten)
@@ -95,7 +100,7 @@ def replace(dir_fd, name, dest, original, entry, strategy):
     return strategy
 
 
-def _rename(dir_fd, name, dest, entry, guard):
+def _rename(dir_fd: int, name: str, dest: str, entry: JournalEntry, guard: Guard) -> str:
     """The first destructive step; returns the name the inode has afterwards."""
     try:
         rename_noreplace(dir_fd, name, dir_fd, dest)
@@ -115,7 +120,8 @@ def _rename(dir_fd, name, dest, entry, guard):
     return dest
 
 
-def _undo(dir_fd, name, dest, current, fd, entry, problem, overwritten):
+def _undo(dir_fd: int, name: str, dest: str, current: str, fd: int, entry: JournalEntry, problem: Raced,
+          overwritten: bool) -> Incomplete | Raced:
     """Someone moved or linked the file before the truncate: put the original back."""
     done = []
     if overwritten:
@@ -133,19 +139,19 @@ def _undo(dir_fd, name, dest, current, fd, entry, problem, overwritten):
     return Raced(problem.reason, '%s; %s' % (problem.detail, ', '.join(done) or 'nothing was written'))
 
 
-def _names_inode(dir_fd, name, fd):
+def _names_inode(dir_fd: int, name: str, fd: int) -> bool:
     st = stat_nofollow(dir_fd, name)
     mine = os.fstat(fd)
     return st is not None and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
-def _still_ours(guard, current):
+def _still_ours(guard: Guard, current: str) -> None:
     problem = guard.problem(current)
     if problem is not None:
         raise Incomplete('%s; it was not unlinked to be recreated' % problem.detail, None, current, 'partial')
 
 
-def finish_rename(dir_fd, current, dest, guard=None):
+def finish_rename(dir_fd: int, current: str, dest: str, guard: Guard | None = None) -> None:
     """The rename that had to wait (rename refused), then the directory's fsync."""
     if current != dest:
         _relabel_if_raced(guard, current)
@@ -161,7 +167,7 @@ def finish_rename(dir_fd, current, dest, guard=None):
         raise Incomplete('%s is complete but syncing its directory failed' % dest, exc, dest, 'complete')
 
 
-def _relabel_if_raced(guard, name):
+def _relabel_if_raced(guard: Guard | None, name: str) -> None:
     problem = guard.problem(name) if guard is not None else None
     if problem is not None:
         raise Relabelled(problem.reason, '%s; the file was already compressed: %s' % (problem.detail, relabel(guard)))

@@ -30,12 +30,16 @@ import fcntl
 import os
 import stat
 import zlib
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import CmemgzipError
 from .identity import inode_generation
 from .mounts import COPY_ON_WRITE_FSTYPES
 from .safe_fs import fsync_dir, pwrite_all, syncfs
 from .space import ReservationFailed, reserve
+
+if TYPE_CHECKING:
+    from .journal import JournalEntry
 
 INPLACE = 'inplace'
 TRUNCATE_FIRST = 'truncate_first'
@@ -57,7 +61,7 @@ class ReplaceIncomplete(CmemgzipError):
     the file had already lost its original content.
     """
 
-    def __init__(self, what, error=None, original_gone=True):
+    def __init__(self, what: str, error: BaseException | None = None, original_gone: bool = True) -> None:
         reason = error.strerror if error is not None and error.strerror else error
         super(ReplaceIncomplete, self).__init__('%s: %s' % (what, reason) if error else what)
         self.what = what
@@ -65,7 +69,7 @@ class ReplaceIncomplete(CmemgzipError):
         self.original_gone = original_gone
 
     @property
-    def no_space(self):
+    def no_space(self) -> bool:
         return self.error is not None and getattr(self.error, 'errno', None) in _NO_SPACE
 
 
@@ -73,7 +77,7 @@ class NoSpace(ReplaceIncomplete):
     """The filesystem refused even to shrink the file."""
 
 
-def choose_strategy(fstype, st, fd=None, size=None):
+def choose_strategy(fstype: str | None, st: os.stat_result, fd: int | None = None, size: int | None = None) -> str:
     """INPLACE where overwriting the first ``size`` bytes needs no new block, else TRUNCATE_FIRST.
 
     ``truncate_first`` opens a window in which the journal holds the only
@@ -92,14 +96,14 @@ def choose_strategy(fstype, st, fd=None, size=None):
     return INPLACE
 
 
-def _first_hole(fd):
+def _first_hole(fd: int) -> int:
     try:
         return os.lseek(fd, 0, os.SEEK_HOLE)
     except (OSError, AttributeError):
         return 0
 
 
-def _no_copy_on_write(fd):
+def _no_copy_on_write(fd: int) -> bool:
     flags = array.array('l', [0])
     try:
         fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags, True)
@@ -108,7 +112,7 @@ def _no_copy_on_write(fd):
     return bool(flags[0] & _FS_NOCOW_FL)
 
 
-def copy_over(fd, entry):
+def copy_over(fd: int, entry: JournalEntry) -> int:
     """Write the journal copy over ``fd`` from offset 0; return its size (nothing truncated)."""
     source = entry.open_data()
     try:
@@ -123,7 +127,7 @@ def copy_over(fd, entry):
         os.close(source)
 
 
-def written_crc(fd, size):
+def written_crc(fd: int, size: int) -> tuple[int, int]:
     crc = 0
     offset = 0
     while offset < size:
@@ -135,7 +139,7 @@ def written_crc(fd, size):
     return crc, offset
 
 
-def check_written(fd, entry):
+def check_written(fd: int, entry: JournalEntry) -> None:
     manifest = entry.manifest
     crc, size = written_crc(fd, manifest['compressed_size'])
     if (crc, size) != (manifest['compressed_crc32'], manifest['compressed_size']) \
@@ -143,13 +147,14 @@ def check_written(fd, entry):
         raise ReplaceIncomplete('the file does not read back as written')
 
 
-def free_and_reserve(fd, size):
+def free_and_reserve(fd: int, size: int) -> None:
     """Release every block of ``fd``, then take ``size`` bytes back before anyone else can."""
     os.ftruncate(fd, 0)
     reserve(fd, size)
 
 
-def rewrite_inode(fd, entry, strategy, before_shrink=None):
+def rewrite_inode(fd: int, entry: JournalEntry, strategy: str,
+                  before_shrink: Callable[[bool], None] | None = None) -> str:
     """Write the journal's copy into ``fd``; return the strategy that worked.
 
     ``before_shrink(overwritten)`` runs just before the first step that
@@ -194,7 +199,7 @@ def rewrite_inode(fd, entry, strategy, before_shrink=None):
     return strategy
 
 
-def restore_original(fd, entry):
+def restore_original(fd: int, entry: JournalEntry) -> int:
     """Undo an overwrite that was not yet truncated: the original's first bytes, from the journal."""
     manifest = entry.manifest
     length = manifest['compressed_size']
@@ -216,7 +221,7 @@ def restore_original(fd, entry):
     return offset
 
 
-def file_metadata(fd):
+def file_metadata(fd: int) -> dict[str, Any]:
     """Owner, mode and extended attributes (ACLs, SELinux label) to recreate a file."""
     st = os.fstat(fd)
     xattrs = {}
@@ -234,7 +239,7 @@ def file_metadata(fd):
     return {'uid': st.st_uid, 'gid': st.st_gid, 'mode': stat.S_IMODE(st.st_mode), 'xattrs': xattrs}
 
 
-def recreate(dir_fd, current, dest, entry):
+def recreate(dir_fd: int, current: str | None, dest: str, entry: JournalEntry) -> str:
     """Unlink ``current`` (original or partial .gz) and write ``dest`` anew."""
     entry.update(phase=PHASE_RECREATING)
     if current is not None:
@@ -256,7 +261,7 @@ def recreate(dir_fd, current, dest, entry):
     return RECREATE
 
 
-def _write_new_file(fd, entry):
+def _write_new_file(fd: int, entry: JournalEntry) -> None:
     manifest = entry.manifest
     metadata = manifest['metadata']
     try:
@@ -280,7 +285,7 @@ def _write_new_file(fd, entry):
         raise ReplaceIncomplete('writing the new file failed', exc)
 
 
-def explain(exc, entry, path_now, mount_point, need):
+def explain(exc: ReplaceIncomplete, entry: JournalEntry, path_now: str, mount_point: str, need: int) -> str:
     """What a user must know when a write-back stopped: where the data is, what to do."""
     copy = entry.data_path
     in_ram = getattr(entry.journal, 'ram_backed', False)

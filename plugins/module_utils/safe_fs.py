@@ -19,6 +19,7 @@ import functools
 import os
 import signal
 import threading
+from typing import Any
 
 from .errors import CmemgzipError
 
@@ -32,7 +33,7 @@ _F_UNLCK = fcntl.F_UNLCK
 O_NOATIME = getattr(os, 'O_NOATIME', 0)
 
 
-def open_dir_nofollow(path):
+def open_dir_nofollow(path: str) -> int:
     """Open an absolute directory path without following any symlink in it."""
     if not os.path.isabs(path):
         raise ValueError('not an absolute path: %s' % path)
@@ -50,7 +51,7 @@ def open_dir_nofollow(path):
     return fd
 
 
-def open_regular(dir_fd, name, writable):
+def open_regular(dir_fd: int, name: str, writable: bool) -> int:
     """Open a file without following a symlink and without blocking on a FIFO.
 
     Tries O_NOATIME first so reading does not change the access time; the
@@ -72,16 +73,16 @@ def open_regular(dir_fd, name, writable):
 class OpenFile(object):
     """A descriptor that can be closed early, and only once."""
 
-    def __init__(self, fd):
+    def __init__(self, fd: int | None) -> None:
         self.fd = fd
 
-    def close(self):
+    def close(self) -> None:
         if self.fd is not None:
             fd, self.fd = self.fd, None
             os.close(fd)
 
 
-def stat_nofollow(dir_fd, name):
+def stat_nofollow(dir_fd: int, name: str) -> os.stat_result | None:
     """lstat relative to a directory fd, or None when the name is absent."""
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -92,11 +93,11 @@ def stat_nofollow(dir_fd, name):
 
 
 @functools.lru_cache(maxsize=None)
-def _libc():
+def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _renameat2(src_dir_fd, src, dst_dir_fd, dst, flags):
+def _renameat2(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str, flags: int) -> None:
     libc = _libc()
     src_b, dst_b = os.fsencode(src), os.fsencode(dst)
     function = getattr(libc, 'renameat2', None)
@@ -112,7 +113,7 @@ def _renameat2(src_dir_fd, src, dst_dir_fd, dst, flags):
         raise OSError(err, os.strerror(err), dst)
 
 
-def rename_noreplace(src_dir_fd, src, dst_dir_fd, dst):
+def rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> None:
     """Rename, failing with EEXIST instead of ever replacing ``dst``.
 
     Falls back to link + unlink where renameat2 cannot say RENAME_NOREPLACE
@@ -129,7 +130,7 @@ def rename_noreplace(src_dir_fd, src, dst_dir_fd, dst):
     os.unlink(src, dir_fd=src_dir_fd)
 
 
-def fsync_dir(dir_fd):
+def fsync_dir(dir_fd: int) -> None:
     try:
         os.fsync(dir_fd)
     except OSError as exc:
@@ -153,18 +154,18 @@ class WriteLease(object):
     _broken_fds = set()
     _handler_installed = False
 
-    def __init__(self, open_file):
+    def __init__(self, open_file: OpenFile) -> None:
         self.file = open_file
         self.held = False
-        self.unavailable_reason = None
+        self.unavailable_reason: str | None = None
         self._take()
 
     @classmethod
-    def _on_sigio(cls, signum, frame):
+    def _on_sigio(cls, signum: int, frame: Any) -> None:
         # A lease break names no fd without F_SETSIG; mark every held lease.
         cls._broken_fds.add('any')
 
-    def _take(self):
+    def _take(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             self.unavailable_reason = 'not in the main thread'
             return
@@ -182,10 +183,10 @@ class WriteLease(object):
         self.held = True
 
     @property
-    def broken(self):
+    def broken(self) -> bool:
         return self.held and 'any' in WriteLease._broken_fds
 
-    def release(self):
+    def release(self) -> None:
         # Closing the descriptor already ended the lease.
         if self.held and self.file.fd is not None:
             try:
@@ -199,7 +200,7 @@ class FileBusy(CmemgzipError):
     """Another process has the file open."""
 
 
-def syncfs(fd):
+def syncfs(fd: int) -> None:
     """Commit the whole filesystem of ``fd``.
 
     Copy-on-write filesystems hand freed extents back only when a
