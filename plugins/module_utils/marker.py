@@ -37,11 +37,17 @@ import os
 import struct
 import time
 import zlib
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import codes
 from .identity import crc_range
 from .results import FileResult
 from .rewrite import MARKER_XATTR
+
+if TYPE_CHECKING:
+    from .discovery import Candidate
+    from .journal import JournalEntry
+    from .mounts import MountTable
 
 GZ = '.gz'
 ROOT_PREFIX = MARKER_XATTR + '.'
@@ -54,14 +60,14 @@ _HANDLE_HEADER = struct.Struct('=Ii')
 class Marker(object):
     """The marks of one file being rewritten from a RAM copy."""
 
-    def __init__(self, fd, entry, mount_point):
+    def __init__(self, fd: int, entry: JournalEntry, mount_point: str | None) -> None:
         self.fd = fd
         self.ino = os.fstat(fd).st_ino
         self.entry = entry
         self.mount_point = mount_point
         self.placed = False
 
-    def place(self):
+    def place(self) -> bool:
         manifest = self.entry.manifest
         # Short (about 40 bytes): with its header it must fit in the room an
         # ext4 inode of 256 bytes has for extended attributes (92 bytes).
@@ -77,14 +83,14 @@ class Marker(object):
             _on_dir(self.mount_point, lambda fd: os.setxattr(fd, ROOT_PREFIX + str(self.ino), handle))
         return True
 
-    def remove(self, file_gone=False):
+    def remove(self, file_gone: bool = False) -> None:
         """Remove the marks; ``file_gone``: the file was unlinked (recreate), only the pointer is left."""
         if self.placed:
             remove_marks(None if file_gone else self.fd, self.mount_point, self.ino)
             self.placed = False
 
 
-def remove_marks(fd, mount_point, ino=None):
+def remove_marks(fd: int | None, mount_point: str | None, ino: int | None = None) -> None:
     """Remove the file's mark and its filesystem's pointer to it (absent ones are fine)."""
     if fd is not None:
         ino = os.fstat(fd).st_ino
@@ -96,7 +102,7 @@ def remove_marks(fd, mount_point, ino=None):
         _on_dir(mount_point, lambda dir_fd: os.removexattr(dir_fd, ROOT_PREFIX + str(ino)))
 
 
-def _on_dir(path, action):
+def _on_dir(path: str, action: Callable[[int], None]) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -110,11 +116,11 @@ def _on_dir(path, action):
         os.close(fd)
 
 
-def _libc():
+def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _handle_of(fd):
+def _handle_of(fd: int) -> bytes | None:
     buf = ctypes.create_string_buffer(_HANDLE_HEADER.size + _MAX_HANDLE)
     _HANDLE_HEADER.pack_into(buf, 0, _MAX_HANDLE, 0)
     mount_id = ctypes.c_int()
@@ -125,7 +131,7 @@ def _handle_of(fd):
     return buf.raw[:_HANDLE_HEADER.size + size]
 
 
-def _open_handle(mount_fd, handle):
+def _open_handle(mount_fd: int, handle: bytes) -> str | int | None:
     """A path of the file ``handle`` names on the filesystem of ``mount_fd``; None, or ESTALE when it is gone."""
     libc = _libc()
     function = getattr(libc, 'open_by_handle_at', None)
@@ -143,7 +149,7 @@ def _open_handle(mount_fd, handle):
         os.close(fd)
 
 
-def read_marker(path):
+def read_marker(path: str) -> dict[str, Any] | None:
     """The mark of ``path`` as a dict, or None."""
     try:
         raw = os.getxattr(path, MARKER_XATTR, follow_symlinks=False)
@@ -159,12 +165,12 @@ def read_marker(path):
     return {'key': None}
 
 
-def key_hash(key):
+def key_hash(key: str) -> int:
     """The short form of a journal key a mark carries."""
     return zlib.crc32(key.encode('utf-8', 'surrogateescape'))
 
 
-def _complete(path, marker):
+def _complete(path: str, marker: dict[str, Any]) -> bool:
     """Whether the marked file holds exactly the compressed copy (finished; only the mark was left)."""
     if marker.get('key') is None:
         return False
@@ -179,7 +185,7 @@ def _complete(path, marker):
         os.close(fd)
 
 
-def marked_by_filesystem(mount_points, check_mode):
+def marked_by_filesystem(mount_points: Iterable[str], check_mode: bool) -> list[str]:
     """Paths the mount directories point at (the files of unfinished RAM rewrites).
 
     A pointer to a file deleted since (a human removed it) is removed.
@@ -206,7 +212,8 @@ def marked_by_filesystem(mount_points, check_mode):
     return found
 
 
-def lost_rewrites(paths, pending_keys, check_mode, mounts):
+def lost_rewrites(paths: Iterable[str], pending_keys: Iterable[str], check_mode: bool,
+                  mounts: MountTable) -> tuple[list[FileResult], set[str]]:
     """FileResults for marked files whose journal entry is gone; the set of marked paths.
 
     A marked file whose key is still in a journal is recovery's; a complete
@@ -236,7 +243,7 @@ def lost_rewrites(paths, pending_keys, check_mode, mounts):
     return found, marked
 
 
-def _on_file(path, action):
+def _on_file(path: str, action: Callable[[int], None]) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -247,7 +254,8 @@ def _on_file(path, action):
         os.close(fd)
 
 
-def paths_to_check(candidates, given, mounts, check_mode):
+def paths_to_check(candidates: Iterable[Candidate], given: Iterable[str], mounts: MountTable,
+                   check_mode: bool) -> list[str]:
     """Every marked-file suspect of a run: what its filesystems point at, NAME and NAME.gz of its candidates."""
     mount_points = []
     for path in given:

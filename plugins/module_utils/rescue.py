@@ -12,6 +12,8 @@ module once per host, so a fleet costs one remote call per host.
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
 from . import codes
 from .deleted import reclaim
 from .engine import run
@@ -20,24 +22,30 @@ from .rescue_plan import plan_rescue
 from .rescue_summary import host_summary
 from .usage import survey
 
+if TYPE_CHECKING:
+    from .deleted import ReclaimOptions
+    from .engine import Options
+
 
 class Measure(object):
     """What and how to measure: the thresholds and filesystem filters of ``usage.survey``."""
 
-    def __init__(self, max_used_pct=90, max_inodes_used_pct=95, mounts=(), include_fstypes=(), exclude_fstypes=()):
+    def __init__(self, max_used_pct: float = 90, max_inodes_used_pct: float = 95, mounts: Sequence[str] = (),
+                 include_fstypes: Sequence[str] = (), exclude_fstypes: Sequence[str] = ()) -> None:
         self.max_used_pct = max_used_pct
         self.max_inodes_used_pct = max_inodes_used_pct
         self.mounts = list(mounts or ())
         self.include_fstypes = list(include_fstypes or ())
         self.exclude_fstypes = list(exclude_fstypes or ())
 
-    def __call__(self, mounts=None, paths=()):
+    def __call__(self, mounts: Sequence[str] | None = None, paths: Sequence[str] = ()) -> dict[str, Any]:
         return survey(max_used_pct=self.max_used_pct, max_inodes_used_pct=self.max_inodes_used_pct,
                       include_fstypes=self.include_fstypes, exclude_fstypes=self.exclude_fstypes,
                       mounts=self.mounts if mounts is None else mounts, paths=list(paths))
 
 
-def _compress(target, options_for, memory_limit):
+def _compress(target: dict[str, Any], options_for: Callable[[list[str], int | None], Options],
+              memory_limit: int | None) -> dict[str, Any]:
     """Run the engine on the roots of one full filesystem; a run that raises is a failed run."""
     try:
         result = run(options_for(target['roots'], memory_limit))
@@ -49,7 +57,8 @@ def _compress(target, options_for, memory_limit):
             'omitted': result.get('files_omitted')}
 
 
-def _reclaim(target, reclaim_for, memory_limit):
+def _reclaim(target: dict[str, Any], reclaim_for: Callable[[str, int | None], ReclaimOptions],
+             memory_limit: int | None) -> dict[str, Any]:
     """Reclaim the deleted-but-open files of one full filesystem (deleted.py); a run record."""
     try:
         result = reclaim(reclaim_for(target['mount'], memory_limit))
@@ -60,7 +69,7 @@ def _reclaim(target, reclaim_for, memory_limit):
             'changed': bool(result['changed']), 'msg': result['msg'], 'files': result['files'], 'omitted': None}
 
 
-def holds_deleted_files(target, measured):
+def holds_deleted_files(target: dict[str, Any], measured: dict[str, Any]) -> bool:
     """Whether a full filesystem is worth a reclaim: writable, and deleted files still hold some of it.
 
     A filesystem with no root to search (note no_roots) still counts: its
@@ -74,8 +83,10 @@ def holds_deleted_files(target, measured):
     return False
 
 
-def rescue(measure, roots, options_for, check_mode, memory_limit=None, memory_fraction=None, thresholds=None,
-           max_files=50, human=str, reclaim_for=None):
+def rescue(measure: Measure, roots: Sequence[str], options_for: Callable[[list[str], int | None], Options],
+           check_mode: bool, memory_limit: int | None = None, memory_fraction: float | None = None,
+           thresholds: dict[str, Any] | None = None, max_files: int = 50, human: Callable[[Any], str] = str,
+           reclaim_for: Callable[[str, int | None], ReclaimOptions] | None = None) -> tuple[dict[str, Any], bool]:
     """Rescue this host; return ``(summary, changed)``.
 
     ``measure`` is a ``Measure``; ``roots`` the directories to search;

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 
-def printable(path):
+def printable(path: str | bytes | None) -> str | None:
     """Text safe for JSON: bytes that are not UTF-8 become ``\\xNN`` escapes.
 
     Names come from ``os`` as str with surrogate escapes; Ansible refuses to
@@ -30,7 +30,7 @@ def printable(path):
     return path.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
 
 
-def raw_b64(path):
+def raw_b64(path: str | bytes | None) -> str | None:
     """Base64 of the name's bytes when they are not valid UTF-8, else None."""
     if path is None:
         return None
@@ -62,12 +62,12 @@ class FileResult:
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
-    def ratio(self):
+    def ratio(self) -> float | None:
         if self.compressed_size and self.original_size:
             return round(float(self.original_size) / self.compressed_size, 2)
         return None
 
-    def update(self, **fields):
+    def update(self, **fields: Any) -> FileResult:
         """Set known fields; anything else goes to ``extra``."""
         for key, value in fields.items():
             if key in _FIELD_NAMES:
@@ -76,7 +76,7 @@ class FileResult:
                 self.extra[key] = value
         return self
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         result = {
             'path': printable(self.path),
             'dest': printable(self.dest),

@@ -19,9 +19,13 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import os
 import resource
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .mounts import is_under, read_mountinfo
 from .results import printable
+
+if TYPE_CHECKING:
+    from .mounts import MountEntry
 
 MEMINFO = '/proc/meminfo'
 PROC_CGROUP = '/proc/self/cgroup'
@@ -33,7 +37,7 @@ DEFAULT_MEMORY_FRACTION = 0.5
 _CGROUP_V1_UNLIMITED = 1 << 62
 
 
-def read_meminfo(path=MEMINFO):
+def read_meminfo(path: str = MEMINFO) -> dict[str, int]:
     """``/proc/meminfo`` as a dict of bytes (kB values multiplied out)."""
     info = {}
     with open(path) as f:
@@ -52,7 +56,7 @@ def read_meminfo(path=MEMINFO):
     return info
 
 
-def parse_proc_cgroup(text):
+def parse_proc_cgroup(text: str) -> tuple[str | None, dict[str, str]]:
     """``/proc/self/cgroup`` → (v2 path or None, {v1 controller: path})."""
     v2 = None
     v1 = {}
@@ -70,7 +74,7 @@ def parse_proc_cgroup(text):
     return v2, v1
 
 
-def _read_value(path):
+def _read_value(path: str) -> str | None:
     try:
         with open(path) as f:
             return f.read().strip()
@@ -78,7 +82,7 @@ def _read_value(path):
         return None
 
 
-def _cgroup_dir(mount, cgroup_path):
+def _cgroup_dir(mount: MountEntry, cgroup_path: str) -> str | None:
     """Directory of ``cgroup_path`` in a cgroup filesystem mounted as ``mount``.
 
     The mount's root may be a sub-tree (cgroup namespaces, bind mounts);
@@ -92,7 +96,7 @@ def _cgroup_dir(mount, cgroup_path):
     return os.path.join(mount.mount_point, cgroup_path.lstrip('/')).rstrip('/') or '/'
 
 
-def _walk_up(directory, top):
+def _walk_up(directory: str, top: str) -> Iterator[str]:
     """``directory``, its parent, ..., up to and including ``top``."""
     top = top.rstrip('/') or '/'
     d = directory.rstrip('/') or '/'
@@ -106,7 +110,8 @@ def _walk_up(directory, top):
         d = parent
 
 
-def cgroup_dirs(entries, v1_controller, proc_cgroup=PROC_CGROUP):
+def cgroup_dirs(entries: Sequence[MountEntry], v1_controller: str,
+                proc_cgroup: str = PROC_CGROUP) -> list[tuple[str, MountEntry, str]]:
     """Where this process's cgroup lives: ``[(version, mount, directory), ...]``.
 
     The one resolver for every controller: cgroup v2 first (one unified
@@ -129,7 +134,8 @@ def cgroup_dirs(entries, v1_controller, proc_cgroup=PROC_CGROUP):
     return [(version, mount, d) for version, mount, d in found if d is not None and os.path.isdir(d)]
 
 
-def _limit_ancestors(entries, v1_controller, files, proc_cgroup):
+def _limit_ancestors(entries: Sequence[MountEntry], v1_controller: str, files: dict[str, tuple[str, ...]],
+                     proc_cgroup: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """``(version, directory, {name: text})`` from this cgroup up to its mount's root."""
     for version, mount, directory in cgroup_dirs(entries, v1_controller, proc_cgroup):
         names = files[version]
@@ -139,7 +145,7 @@ def _limit_ancestors(entries, v1_controller, files, proc_cgroup):
                 yield version, d, values
 
 
-def cgroup_memory(entries, proc_cgroup=PROC_CGROUP):
+def cgroup_memory(entries: Sequence[MountEntry], proc_cgroup: str = PROC_CGROUP) -> dict[str, Any] | None:
     """Memory limit and headroom of this process's cgroup, or None.
 
     The tightest limit on the way up to the cgroup mount's root wins
@@ -169,7 +175,7 @@ def cgroup_memory(entries, proc_cgroup=PROC_CGROUP):
     return best
 
 
-def cgroup_cpu_quota(entries=None, proc_cgroup=PROC_CGROUP):
+def cgroup_cpu_quota(entries: Sequence[MountEntry] | None = None, proc_cgroup: str = PROC_CGROUP) -> float | None:
     """CPUs allowed by the tightest cgroup v2 or v1 CPU quota, or None."""
     if entries is None:
         entries = read_mountinfo()
@@ -193,7 +199,7 @@ def cgroup_cpu_quota(entries=None, proc_cgroup=PROC_CGROUP):
     return best
 
 
-def usable_cpus(entries=None):
+def usable_cpus(entries: Sequence[MountEntry] | None = None) -> int:
     """CPUs this process may really use: affinity mask and cgroup quota."""
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -205,7 +211,8 @@ def usable_cpus(entries=None):
     return max(1, cpus)
 
 
-def memory_status(entries, meminfo=MEMINFO, proc_cgroup=PROC_CGROUP):
+def memory_status(entries: Sequence[MountEntry], meminfo: str = MEMINFO,
+                  proc_cgroup: str = PROC_CGROUP) -> dict[str, Any]:
     """MemTotal, MemAvailable and the cgroup limit if any.
 
     ``available`` is what this process may still use: the smaller of
@@ -229,14 +236,15 @@ def memory_status(entries, meminfo=MEMINFO, proc_cgroup=PROC_CGROUP):
     }
 
 
-def memory_available(mount_entries=None):
+def memory_available(mount_entries: Sequence[MountEntry] | None = None) -> int | None:
     """MemAvailable, lowered to the cgroup's headroom when that is smaller."""
     if mount_entries is None:
         mount_entries = read_mountinfo()
     return memory_status(mount_entries)['available']
 
 
-def memory_budget(available, limit=None, fraction=DEFAULT_MEMORY_FRACTION):
+def memory_budget(available: int | None, limit: int | None = None,
+                  fraction: float = DEFAULT_MEMORY_FRACTION) -> int | None:
     """Most bytes one compressed copy may take: ``limit`` when set, else ``fraction`` of ``available``."""
     if limit is not None:
         return limit
@@ -245,7 +253,7 @@ def memory_budget(available, limit=None, fraction=DEFAULT_MEMORY_FRACTION):
     return int(available * fraction)
 
 
-def peak_rss():
+def peak_rss() -> int:
     """The process's peak resident set size in bytes.
 
     VmHWM of /proc/self/status: ru_maxrss also counts, after an exec, the

@@ -16,6 +16,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import glob
 import os
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from . import codes
 from .mounts import MOUNTINFO, RAM_FSTYPES, SCRATCH_MOUNT, MountTable, classify, mount_of_path, read_mountinfo
@@ -23,14 +24,17 @@ from .open_files import ProcScan
 from .results import printable
 from .sysinfo import memory_status
 
+if TYPE_CHECKING:
+    from .mounts import MountEntry
 
-def _pct(part, whole):
+
+def _pct(part: float, whole: float) -> float:
     if whole <= 0:
         return 0.0
     return round(100.0 * part / whole, 2)
 
 
-def statvfs_usage(path):
+def statvfs_usage(path: str) -> dict[str, Any]:
     """Usage of the filesystem holding ``path`` in bytes and inodes.
 
     ``used_pct`` is computed like df(1): used / (used + avail), so the blocks
@@ -62,7 +66,7 @@ def statvfs_usage(path):
     }
 
 
-def full_reasons(usage, max_used_pct, max_inodes_used_pct):
+def full_reasons(usage: dict[str, Any], max_used_pct: float, max_inodes_used_pct: float) -> list[str]:
     """Codes of the thresholds a filesystem has reached (inclusive)."""
     reasons = []
     if usage['size'] > 0 and usage['used_pct'] >= max_used_pct:
@@ -72,8 +76,10 @@ def full_reasons(usage, max_used_pct, max_inodes_used_pct):
     return reasons
 
 
-def measure(entries, max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None,
-            exclude_fstypes=None, mounts=None, statvfs=statvfs_usage):
+def measure(entries: list[MountEntry], max_used_pct: float = 90, max_inodes_used_pct: float = 95,
+            include_fstypes: Sequence[str] | None = None, exclude_fstypes: Sequence[str] | None = None,
+            mounts: Iterable[str] | None = None, statvfs: Callable[[str], dict[str, Any]] = statvfs_usage,
+            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """Measure local filesystems.
 
     Returns ``(filesystems, excluded, missing)``: a list of dicts (one per
@@ -135,7 +141,8 @@ def measure(entries, max_used_pct=90, max_inodes_used_pct=95, include_fstypes=No
     return filesystems, excluded, missing
 
 
-def locate_paths(paths, entries, filesystems):
+def locate_paths(paths: Iterable[str], entries: list[MountEntry],
+                 filesystems: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Where each path (shell globs allowed) lives.
 
     Returns a list of ``{path, resolved, exists, mount, fstype, measured}``:
@@ -172,8 +179,9 @@ def locate_paths(paths, entries, filesystems):
     return result
 
 
-def survey(max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None, exclude_fstypes=None,
-           mounts=None, paths=None, mountinfo=MOUNTINFO):
+def survey(max_used_pct: float = 90, max_inodes_used_pct: float = 95, include_fstypes: Sequence[str] | None = None,
+           exclude_fstypes: Sequence[str] | None = None, mounts: Iterable[str] | None = None,
+           paths: Iterable[str] | None = None, mountinfo: str = MOUNTINFO) -> dict[str, Any]:
     """Everything the fs_usage_info module returns, as one dict."""
     entries = read_mountinfo(mountinfo)
     filesystems, excluded, missing = measure(
@@ -190,7 +198,7 @@ def survey(max_used_pct=90, max_inodes_used_pct=95, include_fstypes=None, exclud
     }
 
 
-def count_deleted_open(filesystems, entries):
+def count_deleted_open(filesystems: list[dict[str, Any]], entries: list[MountEntry]) -> None:
     """Add ``deleted_open_bytes`` and ``deleted_open_files`` to each measured filesystem.
 
     One /proc scan (open_files.ProcScan) that looks only at descriptors on
@@ -207,7 +215,7 @@ def count_deleted_open(filesystems, entries):
         fs['deleted_open_files'] += 1
 
 
-def memory_with_scratch(entries, scratch=SCRATCH_MOUNT):
+def memory_with_scratch(entries: list[MountEntry], scratch: str = SCRATCH_MOUNT) -> dict[str, Any]:
     """sysinfo.memory_status, plus the space of the RAM scratch filesystem (/dev/shm)."""
     status = memory_status(entries)
     status['shm'] = None
