@@ -18,8 +18,12 @@ import glob
 import os
 import stat
 import time
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import codes
+
+if TYPE_CHECKING:
+    from .engine import Options
 
 GZ_SUFFIX = '.gz'
 
@@ -29,24 +33,25 @@ class Candidate(object):
 
     __slots__ = ('path', 'dir_path', 'name', 'st', 'reason', 'detail', 'pids')
 
-    def __init__(self, path, dir_path=None, name=None, st=None, reason=None, detail=None):
+    def __init__(self, path: str, dir_path: str | None = None, name: str | None = None,
+                 st: os.stat_result | None = None, reason: str | None = None, detail: str | None = None) -> None:
         self.path = path
         self.dir_path = dir_path
         self.name = name
         self.st = st
         self.reason = reason
         self.detail = detail
-        self.pids = None
+        self.pids: list[dict[str, Any]] | None = None
 
     @property
-    def dest_name(self):
+    def dest_name(self) -> str:
         return self.name + GZ_SUFFIX
 
     @property
-    def dest(self):
+    def dest(self) -> str | None:
         return os.path.join(self.dir_path, self.dest_name) if self.dir_path else None
 
-    def skip(self, reason, detail=None):
+    def skip(self, reason: str | None, detail: str | None = None) -> Candidate:
         self.reason = reason
         self.detail = detail
         return self
@@ -58,18 +63,18 @@ NAME_MAX = 255
 PATH_MAX = 4096
 
 
-def _too_long(path):
+def _too_long(path: str) -> bool:
     return len(os.fsencode(path)) >= PATH_MAX
 
 
 class Discovery(object):
     """Walks the given paths with the user's filters."""
 
-    def __init__(self, options, now=None):
+    def __init__(self, options: Options, now: float | None = None) -> None:
         self.options = options
         self.now = time.time() if now is None else now
 
-    def candidates(self):
+    def candidates(self) -> list[Candidate]:
         """Every file found, in the order found, each inode once."""
         seen = set()
         found = []
@@ -83,7 +88,7 @@ class Discovery(object):
                 found.append(candidate)
         return found
 
-    def _expand(self, given):
+    def _expand(self, given: str) -> Iterator[Candidate]:
         given = os.path.abspath(os.path.expanduser(given))
         # A path that exists is the file the user named, even when its name
         # contains glob characters ("app[1].log"); only a path that does not
@@ -108,7 +113,7 @@ class Discovery(object):
             else:
                 yield self._check(path, st, explicit=True)
 
-    def _walk(self, top, top_dev):
+    def _walk(self, top: str, top_dev: int) -> Iterator[Candidate]:
         """Files below ``top``, depth first, without recursion (any depth)."""
         options = self.options
         pending = [top]
@@ -144,16 +149,16 @@ class Discovery(object):
                 yield self._check(item.path, st, explicit=False)
             pending.extend(reversed(subdirs))
 
-    def _matches_patterns(self, name):
+    def _matches_patterns(self, name: str) -> bool:
         patterns = self.options.patterns
         return not patterns or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
-    def _waits_for_min_age(self, name):
+    def _waits_for_min_age(self, name: str) -> bool:
         """min_age applies to live names only, when the user listed them."""
         patterns = self.options.min_age_patterns
         return not patterns or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
-    def _check(self, path, st, explicit):
+    def _check(self, path: str, st: os.stat_result, explicit: bool) -> Candidate:
         """Everything that lstat alone can decide."""
         options = self.options
         name = os.path.basename(path)

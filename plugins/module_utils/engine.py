@@ -17,9 +17,10 @@ notice.
 from __future__ import absolute_import, annotations, division, print_function
 
 import os
+from typing import Any, Iterable
 
 from . import codes, open_files
-from .discovery import Discovery
+from .discovery import Candidate, Discovery
 from .estimate import SAMPLE
 from .file_job import FileCompressor
 from .gzip_member import threads_within
@@ -41,13 +42,15 @@ _LIVE_ONLY_SKIPS = (codes.TOO_YOUNG, codes.DEST_EXISTS)
 class Options(object):
     """Everything ``run`` needs, in plain units (bytes, seconds)."""
 
-    def __init__(self, paths, recurse=False, one_file_system=True, patterns=(), excludes=(),
-                 min_size=1024 * 1024, min_age=0, level=9, threads=0, memory_limit=None,
-                 largest_first=True, target_free_bytes=None, target_free_percent=None,
-                 follow=False, open_files='skip', journal_dir='/dev/shm', spill_dir=None,
-                 check_mode=False, live_method='auto', memory_fraction=DEFAULT_MEMORY_FRACTION,
-                 estimate=SAMPLE, min_age_patterns=(), max_file_results=DEFAULT_MAX_FILE_RESULTS,
-                 strategy='auto'):
+    def __init__(self, paths: Iterable[str], recurse: bool = False, one_file_system: bool = True,
+                 patterns: Iterable[str] = (), excludes: Iterable[str] = (), min_size: int = 1024 * 1024,
+                 min_age: float = 0, level: int = 9, threads: int = 0, memory_limit: int | None = None,
+                 largest_first: bool = True, target_free_bytes: int | None = None,
+                 target_free_percent: float | None = None, follow: bool = False, open_files: str = 'skip',
+                 journal_dir: str = '/dev/shm', spill_dir: str | None = None, check_mode: bool = False,
+                 live_method: str = 'auto', memory_fraction: float = DEFAULT_MEMORY_FRACTION,
+                 estimate: str = SAMPLE, min_age_patterns: Iterable[str] = (),
+                 max_file_results: int | None = DEFAULT_MAX_FILE_RESULTS, strategy: str = 'auto') -> None:
         self.paths = list(paths)
         self.recurse = recurse
         self.one_file_system = one_file_system
@@ -78,22 +81,22 @@ class Options(object):
 class Run(object):
     """One invocation: its journals, filesystems and results."""
 
-    def __init__(self, options):
+    def __init__(self, options: Options) -> None:
         self.options = options
         self.mounts = MountTable()
         self.available_memory = memory_available(self.mounts.entries)
         self.memory_limit = memory_budget(self.available_memory, options.memory_limit, options.memory_fraction)
         # Blocks in flight cost memory: no more threads than the budget holds.
         self.threads = threads_within(self.memory_limit, options.threads or usable_cpus(self.mounts.entries))
-        self.files = []
-        self.filesystems = {}
+        self.files: list[FileResult] = []
+        self.filesystems: dict[str, dict[str, Any]] = {}
         self.journals = JournalSet((options.journal_dir, options.spill_dir), self.mounts, self.memory_limit,
                                    options.check_mode)
         self.compressor = FileCompressor(options, self.threads, self.memory_limit, self.journals)
         self.scan = open_files.ProcScan(self.mounts)
         self.live = LiveCompressor(options, self.threads, self.journals, self.mounts)
 
-    def _recover(self):
+    def _recover(self) -> None:
         results, pending = recover_journals(self.journals.opened(), self.options.check_mode, self.mounts,
                                             self.journals.notes)
         self.files.extend(results)
@@ -102,7 +105,7 @@ class Run(object):
 
     # -- filesystems ----------------------------------------------------
 
-    def _filesystem(self, candidate):
+    def _filesystem(self, candidate: Candidate) -> dict[str, Any]:
         mount = self.mounts.find(candidate.dir_path, candidate.st.st_dev)
         key = mount.mount_point if mount else candidate.dir_path
         if key not in self.filesystems:
@@ -114,11 +117,11 @@ class Run(object):
             }
         return self.filesystems[key]
 
-    def _mount_device(self, candidate):
+    def _mount_device(self, candidate: Candidate) -> int:
         mount = self.mounts.find(candidate.dir_path, candidate.st.st_dev)
         return os.makedev(mount.major, mount.minor) if mount else candidate.st.st_dev
 
-    def _target_reached(self, filesystem):
+    def _target_reached(self, filesystem: dict[str, Any]) -> bool:
         options = self.options
         if options.target_free_bytes is None and options.target_free_percent is None:
             return False
@@ -132,7 +135,7 @@ class Run(object):
 
     # -- the whole run --------------------------------------------------
 
-    def execute(self):
+    def execute(self) -> dict[str, Any]:
         self.journals.open()
         try:
             self.journals.lock()
@@ -145,7 +148,7 @@ class Run(object):
             filesystem['after'] = filesystem_usage(filesystem['mount'])
         return self.summary()
 
-    def _compress_all(self):
+    def _compress_all(self) -> None:
         candidates = Discovery(self.options).candidates()
         # Files an interrupted rewrite left incomplete, whose RAM copy a reboot took.
         check_mode = self.options.check_mode
@@ -186,12 +189,12 @@ class Run(object):
             else:
                 self._record(filesystem, self.compressor.process(candidate, filesystem))
 
-    def _record(self, filesystem, result):
+    def _record(self, filesystem: dict[str, Any], result: FileResult) -> None:
         if result.action in (codes.WOULD_COMPRESS, codes.WOULD_LIVE_COMPRESS):
             filesystem['would_free'] = filesystem.get('would_free', 0) + result.bytes_saved
         self.files.append(result)
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         totals = dict.fromkeys(codes.ACTIONS, 0)
         totals.update(candidates=len(self.files), original_size=0, compressed_size=0, bytes_saved=0)
         for item in self.files:
@@ -235,17 +238,17 @@ class Run(object):
         }
 
 
-def _printable_filesystem(filesystem):
+def _printable_filesystem(filesystem: dict[str, Any]) -> dict[str, Any]:
     """Mount points and devices come from mountinfo: any bytes, escaped for JSON."""
     return dict(filesystem, mount=printable(filesystem['mount']), device=printable(filesystem['device']))
 
 
-def _skip_result(candidate):
+def _skip_result(candidate: Candidate) -> FileResult:
     return FileResult(candidate.path, candidate.dest, action=codes.SKIPPED, reason=candidate.reason,
                       detail=candidate.detail, original_size=candidate.st.st_size if candidate.st else None,
                       seconds=0.0, pids=candidate.pids)
 
 
-def run(options):
+def run(options: Options) -> dict[str, Any]:
     """Recover, then compress what ``options`` selects; return the result dict."""
     return Run(options).execute()

@@ -15,6 +15,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import errno
 import os
 import time
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import codes, window_job
 from .estimate import SAMPLE, estimate_gzip_size
@@ -32,11 +33,18 @@ from .results import FileResult
 from .space import shared_bytes
 from .safe_fs import FileBusy, OpenFile, WriteLease, open_dir_nofollow, open_regular, stat_nofollow
 
+if TYPE_CHECKING:
+    from .discovery import Candidate
+    from .engine import Options
+    from .gzip_member import GzipStats
+    from .journal import JournalEntry
+    from .journal_set import JournalChoice, JournalSet
+
 
 class Skip(CmemgzipError):
     """Leave this file as it is, for this reason (``action`` FAILED: it could not be finished)."""
 
-    def __init__(self, reason, detail, action=codes.SKIPPED, **extra):
+    def __init__(self, reason: str, detail: str, action: str = codes.SKIPPED, **extra: Any) -> None:
         super(Skip, self).__init__(detail)
         self.action = action
         self.reason = reason
@@ -47,27 +55,27 @@ class Skip(CmemgzipError):
 class _CountingSink(object):
     """Check mode: measure the stream, store nothing."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.size = 0
 
-    def write(self, chunk):
+    def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
 
 
 class FileCompressor(object):
     """The per-file protocol of one run; ``process`` returns a FileResult."""
 
-    def __init__(self, options, threads, memory_limit, journals):
+    def __init__(self, options: Options, threads: int, memory_limit: int | None, journals: JournalSet) -> None:
         self.options = options
         self.threads = threads
         self.memory_limit = memory_limit
         self.journals = journals
         self.peak_journal = 0
         # Keys of journal entries recovery left for a human: their files wait.
-        self.pending_keys = set()
-        self._open_dir = None   # (path, descriptor) of the last file's directory
+        self.pending_keys: set[str] = set()
+        self._open_dir: tuple[str, int] | None = None   # (path, descriptor) of the last file's directory
 
-    def process(self, candidate, filesystem):
+    def process(self, candidate: Candidate, filesystem: dict[str, Any]) -> FileResult:
         started = time.monotonic()
         result = FileResult(candidate.path, candidate.dest, original_size=candidate.st.st_size)
         try:
@@ -79,7 +87,7 @@ class FileCompressor(object):
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
-    def _compress(self, candidate, filesystem):
+    def _compress(self, candidate: Candidate, filesystem: dict[str, Any]) -> dict[str, Any]:
         check_mode = self.options.check_mode
         dir_fd = self._directory(candidate.dir_path)
         try:
@@ -95,7 +103,7 @@ class FileCompressor(object):
         finally:
             original.close()
 
-    def _directory(self, dir_path):
+    def _directory(self, dir_path: str) -> int:
         """The directory, opened without following a symlink; kept open for the next file in it.
 
         Files come directory by directory: opening each path component anew
@@ -108,12 +116,13 @@ class FileCompressor(object):
             self._open_dir = (dir_path, open_dir_nofollow(os.path.realpath(dir_path)))
         return self._open_dir[1]
 
-    def close(self):
+    def close(self) -> None:
         if self._open_dir is not None:
             os.close(self._open_dir[1])
             self._open_dir = None
 
-    def _compress_open(self, candidate, filesystem, dir_fd, original):
+    def _compress_open(self, candidate: Candidate, filesystem: dict[str, Any], dir_fd: int,
+                       original: OpenFile) -> dict[str, Any]:
         options = self.options
         fd = original.fd
         st = os.fstat(fd)
@@ -152,13 +161,14 @@ class FileCompressor(object):
             if lease is not None:
                 lease.release()
 
-    def _lease(self, original):
+    def _lease(self, original: OpenFile) -> WriteLease:
         try:
             return WriteLease(original)
         except FileBusy:
             raise Skip(codes.OPEN, 'opened by another process (the kernel refused a write lease)')
 
-    def _deflate(self, candidate, st, fd, write, cap, lease=None):
+    def _deflate(self, candidate: Candidate, st: os.stat_result, fd: int, write: Callable[[bytes], Any],
+                 cap: int | None, lease: WriteLease | None = None) -> GzipStats:
         # A broken lease means another process waits in open() for us: stop
         # at once rather than after the whole file.
         cancelled = (lambda: lease.broken) if lease is not None and lease.held else None
@@ -168,7 +178,8 @@ class FileCompressor(object):
         except Cancelled:
             raise Skip(codes.OPEN, 'another process opened the file while it was compressed')
 
-    def _measure(self, candidate, filesystem, st, fd, choice):
+    def _measure(self, candidate: Candidate, filesystem: dict[str, Any], st: os.stat_result, fd: int,
+                 choice: JournalChoice) -> dict[str, Any]:
         size, estimated = self._compressed_size(candidate, st, fd, choice)
         saved = self._allocated(st) - _rounded_to_blocks(size, st)
         if saved <= 0:
@@ -179,7 +190,8 @@ class FileCompressor(object):
                 'strategy': choose_strategy(filesystem['fstype'], st),
                 'detail': '%s; bytes_saved estimated from the block size' % how}
 
-    def _compressed_size(self, candidate, st, fd, choice):
+    def _compressed_size(self, candidate: Candidate, st: os.stat_result, fd: int,
+                         choice: JournalChoice) -> tuple[int, bool]:
         """(size of the gzip member, whether it is an estimate); skips as a real run would at the cap."""
         size = None
         if self.options.estimate == SAMPLE:
@@ -195,7 +207,8 @@ class FileCompressor(object):
             raise self._cap_skip(choice)
         return stats.output_size, False
 
-    def _compress_to_journal(self, candidate, filesystem, st, dir_fd, original, choice, lease):
+    def _compress_to_journal(self, candidate: Candidate, filesystem: dict[str, Any], st: os.stat_result, dir_fd: int,
+                             original: OpenFile, choice: JournalChoice, lease: WriteLease | None) -> dict[str, Any]:
         fd = original.fd
         entry = choice.journal.create(entry_key(filesystem_id(fd), st.st_ino))
         committed = False
@@ -251,7 +264,9 @@ class FileCompressor(object):
                 % lease.unavailable_reason
         return result
 
-    def _replace(self, candidate, filesystem, st, dir_fd, original, entry, strategy):
+    def _replace(self, candidate: Candidate, filesystem: dict[str, Any], st: os.stat_result, dir_fd: int,
+                 original: OpenFile, entry: JournalEntry,
+                 strategy: str) -> tuple[str, os.stat_result | None, str | None]:
         """The destructive phase; returns (strategy, stat after, note) or raises Skip/Failed.
 
         The entry is discarded here when the original is intact again;
@@ -283,7 +298,8 @@ class FileCompressor(object):
         marker.remove()
         return strategy, os.fstat(original.fd), None
 
-    def _incomplete(self, exc, candidate, filesystem, st, entry):
+    def _incomplete(self, exc: ReplaceIncomplete, candidate: Candidate, filesystem: dict[str, Any],
+                    st: os.stat_result, entry: JournalEntry) -> Skip:
         """The write-back stopped: say plainly where the data is, keeping a disk copy if we can."""
         if exc.original_gone:
             entry = self._durable_copy(entry, st, None)
@@ -292,7 +308,7 @@ class FileCompressor(object):
         text = explain(exc, entry, path_now, filesystem['mount'], _rounded_to_blocks(entry.manifest['compressed_size'], st))
         return Skip(codes.REWRITE_INCOMPLETE, text, action=codes.FAILED, alert='%s: %s' % (candidate.path, text))
 
-    def _durable_copy(self, entry, st, strategy):
+    def _durable_copy(self, entry: JournalEntry, st: os.stat_result, strategy: str | None) -> JournalEntry:
         """Move a RAM copy to a disk journal off the file's filesystem before a long RAM-only window.
 
         ``strategy`` None: the window is already open (a failed write-back).
@@ -312,7 +328,7 @@ class FileCompressor(object):
                 continue
         return entry
 
-    def _cap_skip(self, choice):
+    def _cap_skip(self, choice: JournalChoice) -> Skip:
         details = {
             codes.NOT_SMALLER: 'the compressed copy is not smaller',
             codes.MEMORY_BUDGET: 'the compressed copy would exceed the memory budget of %d bytes' % self.memory_limit,
@@ -321,10 +337,10 @@ class FileCompressor(object):
         return Skip(choice.cap_reason, details[choice.cap_reason])
 
     @staticmethod
-    def _allocated(st):
+    def _allocated(st: os.stat_result) -> int:
         return st.st_blocks * 512
 
 
-def _rounded_to_blocks(size, st):
+def _rounded_to_blocks(size: int, st: os.stat_result) -> int:
     block = st.st_blksize or 4096
     return -(-size // block) * block

@@ -32,12 +32,16 @@ from __future__ import absolute_import, annotations, division, print_function
 import errno
 import fcntl
 import os
+from typing import TYPE_CHECKING, Iterable
 
 from . import codes
 from .errors import AnotherRunActive
 from .journal import Journal, JournalUnsafe, journal_dir_name
 from .mounts import RAM_FSTYPES, classify
 from .safe_fs import open_dir_nofollow
+
+if TYPE_CHECKING:
+    from .mounts import MountTable
 
 # Left free on a journal's filesystem: /dev/shm is shared with the host's
 # applications, which must not meet ENOSPC because of us.
@@ -63,33 +67,34 @@ class JournalChoice(object):
 
     __slots__ = ('journal', 'cap', 'cap_reason')
 
-    def __init__(self, journal, cap, cap_reason):
+    def __init__(self, journal: Journal, cap: int, cap_reason: str) -> None:
         self.journal = journal
         self.cap = cap
         self.cap_reason = cap_reason
 
 
-def own_fs_journal_name(uid=None):
+def own_fs_journal_name(uid: int | None = None) -> str:
     return '.' + journal_dir_name(uid)
 
 
 class JournalSet(object):
     """The journal directories of one run: opened, locked, and chosen per file."""
 
-    def __init__(self, bases, mounts, memory_limit, check_mode):
+    def __init__(self, bases: Iterable[str | None], mounts: MountTable, memory_limit: int | None,
+                 check_mode: bool) -> None:
         self.bases = [base for base in bases if base]
         self.mounts = mounts
         self.memory_limit = memory_limit
         self.check_mode = check_mode
-        self.journals = []        # journal_dir, spill_dir: in the user's order
-        self.own_fs = {}          # st_dev -> Journal on that filesystem, or None when it cannot have one
-        self.unsafe = []          # why a journal directory was refused (planted, shared)
-        self.notes = []
+        self.journals: list[Journal] = []       # journal_dir, spill_dir: in the user's order
+        self.own_fs: dict[int, Journal | None] = {}         # st_dev -> Journal on that filesystem, or None when it cannot have one
+        self.unsafe: list[str] = []         # why a journal directory was refused (planted, shared)
+        self.notes: list[str] = []
         self._locked = False
 
     # -- opening ----------------------------------------------------------
 
-    def open(self):
+    def open(self) -> None:
         for base in self.bases:
             if not os.path.isdir(base):
                 self.notes.append('%s does not exist' % base)
@@ -99,7 +104,7 @@ class JournalSet(object):
                 self.journals.append(journal)
         self._find_own_fs_journals()
 
-    def _open(self, journal, create, unsafe_blocks=True):
+    def _open(self, journal: Journal, create: bool, unsafe_blocks: bool = True) -> Journal | None:
         """The journal opened (or, absent in check mode, described), or None with a note.
 
         ``unsafe_blocks``: a planted directory there is a reason files cannot be
@@ -120,7 +125,7 @@ class JournalSet(object):
         journal.device = os.stat(journal.base_dir).st_dev
         return journal
 
-    def _find_own_fs_journals(self):
+    def _find_own_fs_journals(self) -> None:
         """Journals that runs left on the files' own filesystems, for recovery.
 
         Only the roots of OWN_FS_TYPES filesystems are looked at (never a
@@ -145,7 +150,7 @@ class JournalSet(object):
                 if journal is not None and journal.opened:
                     self.own_fs[journal.device] = journal
 
-    def lock(self):
+    def lock(self) -> None:
         """One run per user and host at a time: recovery must not take a live run's journal.
 
         journal_dir and spill_dir are this run's own: another run holding one
@@ -160,7 +165,7 @@ class JournalSet(object):
                 self.own_fs[device] = None
         self._locked = True
 
-    def _claim(self, journal):
+    def _claim(self, journal: Journal) -> bool | str:
         """Lock an own-filesystem journal: True, or (closed) HELD by a living run (noted) or GONE (removed empty)."""
         try:
             self._lock(journal)
@@ -174,7 +179,7 @@ class JournalSet(object):
         return True
 
     @staticmethod
-    def _lock(journal):
+    def _lock(journal: Journal) -> None:
         try:
             fcntl.flock(journal._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -182,12 +187,12 @@ class JournalSet(object):
                 raise AnotherRunActive('another sre.cmemgzip run holds %s; try again when it ends' % journal.path)
             raise
 
-    def opened(self):
+    def opened(self) -> list[Journal]:
         """The journals whose directory exists (in check mode none is created)."""
         everything = self.journals + [journal for journal in self.own_fs.values() if journal is not None]
         return [journal for journal in everything if journal.opened]
 
-    def close(self):
+    def close(self) -> None:
         for journal in self.own_fs.values():
             if journal is not None and journal.opened:
                 _remove_if_empty(journal)
@@ -197,17 +202,17 @@ class JournalSet(object):
     # -- what the result reports ------------------------------------------
 
     @property
-    def ram_backed(self):
+    def ram_backed(self) -> bool:
         return any(journal.ram_backed for journal in self.journals)
 
     @property
-    def paths(self):
+    def paths(self) -> list[str]:
         own = [journal.path for journal in self.own_fs.values() if journal is not None]
         return [journal.path for journal in self.journals] + own
 
     # -- placement ----------------------------------------------------------
 
-    def choose(self, st, dir_path=None):
+    def choose(self, st: os.stat_result, dir_path: str | None = None) -> JournalChoice | None:
         """Where this file's copy goes, and how big it may grow (a JournalChoice), or None.
 
         ``dir_path`` (the file's directory) lets the file's own filesystem hold
@@ -226,7 +231,7 @@ class JournalSet(object):
         covering = [choice for choice in choices if choice.cap >= worst]
         return covering[0] if covering else max(choices, key=lambda choice: choice.cap)
 
-    def _choice(self, journal, st):
+    def _choice(self, journal: Journal, st: os.stat_result) -> JournalChoice | None:
         room = self._room(journal, same_fs=journal.device == st.st_dev)
         if room <= 0:
             return None
@@ -237,7 +242,7 @@ class JournalSet(object):
         return JournalChoice(journal, cap, reason)
 
     @staticmethod
-    def _room(journal, same_fs):
+    def _room(journal: Journal, same_fs: bool) -> int:
         stats = os.statvfs(journal.base_dir)
         reserve = JOURNAL_HEADROOM
         if same_fs:
@@ -245,7 +250,7 @@ class JournalSet(object):
             reserve = max(reserve, int(stats.f_blocks * stats.f_frsize * OWN_FS_RESERVE))
         return stats.f_bavail * stats.f_frsize - reserve
 
-    def _own_fs_journal(self, st, dir_path):
+    def _own_fs_journal(self, st: os.stat_result, dir_path: str) -> Journal | None:
         """The journal at the root of the file's own filesystem, made on first need."""
         if st.st_dev in self.own_fs:
             return self.own_fs[st.st_dev]
@@ -275,10 +280,10 @@ class JournalSet(object):
         self.own_fs[st.st_dev] = journal
         return journal
 
-    def no_space_detail(self):
+    def no_space_detail(self) -> str:
         return self.no_choice()[1]
 
-    def no_choice(self):
+    def no_choice(self) -> tuple[str, str]:
         """(reason, detail) for a file no journal can take."""
         if self.unsafe:
             return codes.JOURNAL_UNSAFE, '; '.join(self.unsafe + ['no other journal directory has room; '
@@ -291,7 +296,7 @@ class JournalSet(object):
                                         % '; '.join(self.notes))
 
 
-def _remove_if_empty(journal):
+def _remove_if_empty(journal: Journal) -> None:
     """Take an own-filesystem journal away again once nothing is left in it."""
     try:
         if os.listdir(journal._dir_fd):
