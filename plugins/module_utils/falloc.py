@@ -47,10 +47,10 @@ _PUNCH_ONLY_FSTYPES = frozenset(('tmpfs', 'btrfs', 'ramfs', 'shmem'))
 PUNCH_PIECE = 64 * 1024 * 1024
 _UNSUPPORTED = (errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS)
 
-_libc = None
+_libc: ctypes.CDLL | None = None
 
 
-def _fallocate(fd, mode, offset, length):
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
@@ -60,12 +60,12 @@ def _fallocate(fd, mode, offset, length):
         raise OSError(err, os.strerror(err))
 
 
-def unsupported(exc):
+def unsupported(exc: OSError) -> bool:
     """Whether an OSError from collapse/punch means: this filesystem cannot."""
     return exc.errno in _UNSUPPORTED
 
 
-def methods_to_try(fstype, requested):
+def methods_to_try(fstype: str | None, requested: str) -> list[str]:
     """The freeing methods for a file on ``fstype``, in order.
 
     ``requested``: ``auto`` (collapse where the filesystem has it, else punch),
@@ -82,21 +82,21 @@ def methods_to_try(fstype, requested):
     return [COLLAPSE, PUNCH_HOLE]  # overlayfs and others: what the layer below has
 
 
-def alignment(fd):
+def alignment(fd: int) -> int:
     """The unit a collapse or punch range must be a multiple of (a power of two)."""
     st = os.fstat(fd)
     unit = max(os.fstatvfs(fd).f_bsize, st.st_blksize or 0, 4096)
     return unit if unit & (unit - 1) == 0 else 4096
 
 
-def collapse(fd, offset, length):
+def collapse(fd: int, offset: int, length: int) -> float:
     """Remove [offset, offset + length); return the seconds the inode was locked."""
     started = time.monotonic()
     _fallocate(fd, _FALLOC_FL_COLLAPSE_RANGE, offset, length)
     return time.monotonic() - started
 
 
-def punch_hole(fd, offset, length, piece=PUNCH_PIECE):
+def punch_hole(fd: int, offset: int, length: int, piece: int = PUNCH_PIECE) -> float:
     """Free [offset, offset + length) piece by piece; return the longest lock in seconds."""
     worst = 0.0
     end = offset + length
@@ -109,7 +109,7 @@ def punch_hole(fd, offset, length, piece=PUNCH_PIECE):
     return worst
 
 
-def reserve(fd, length):
+def reserve(fd: int, length: int) -> None:
     """Allocate ``length`` bytes for a new file before anyone takes the space.
 
     The size stays 0 (KEEP_SIZE): a run killed while it writes leaves a
@@ -119,7 +119,7 @@ def reserve(fd, length):
     _fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, length)
 
 
-def first_data(fd, size):
+def first_data(fd: int, size: int) -> int:
     """Offset of the first byte that is not in a hole (``size`` when there is none)."""
     try:
         return os.lseek(fd, 0, os.SEEK_DATA)
@@ -131,7 +131,7 @@ def first_data(fd, size):
         raise
 
 
-def data_bytes(fd, start, end):
+def data_bytes(fd: int, start: int, end: int) -> int:
     """Bytes of [start, end) that are not in holes (what freeing it gives back)."""
     total = 0
     offset = start
@@ -153,7 +153,7 @@ def data_bytes(fd, start, end):
     return total
 
 
-def free_prefix(fd, method, start, end):
+def free_prefix(fd: int, method: str, start: int, end: int) -> float:
     """Free [start, end) with ``method``; return the longest time the inode was locked."""
     if method == COLLAPSE:
         return collapse(fd, start, end - start)

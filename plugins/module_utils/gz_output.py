@@ -25,8 +25,12 @@ import os
 import stat
 import time
 import zlib
+from typing import TYPE_CHECKING, Any
 
 from .safe_fs import fsync_dir, pwrite_all
+
+if TYPE_CHECKING:
+    from .journal import JournalEntry
 
 _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 4 * 1024 * 1024
@@ -37,13 +41,13 @@ class OutputIncomplete(Exception):
     """The .gz could not be written completely; the journal keeps the copy."""
 
 
-def rotation_name(name, when=None, tag=''):
+def rotation_name(name: str, when: float | None = None, tag: str = '') -> str:
     """``NAME-20261201T101500Z.gz`` (``NAME-TAG-...`` with a tag), for the UTC time ``when``."""
     stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(time.time() if when is None else when))
     return '%s-%s%s.gz' % (name, tag + '-' if tag else '', stamp)
 
 
-def free_name(dir_fd, wanted):
+def free_name(dir_fd: int, wanted: str) -> str:
     """``wanted``, or ``wanted`` with ``-2``, ``-3``... before ``.gz``: the first name not taken."""
     base = wanted[:-3]
     candidate = wanted
@@ -56,7 +60,7 @@ def free_name(dir_fd, wanted):
     return candidate
 
 
-def _exists(dir_fd, name):
+def _exists(dir_fd: int, name: str) -> bool:
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError as exc:
@@ -66,7 +70,7 @@ def _exists(dir_fd, name):
     return True
 
 
-def metadata_of(fd):
+def metadata_of(fd: int) -> dict[str, Any]:
     """Owner, group, mode and extended attributes of ``fd``, as a manifest records them."""
     st = os.fstat(fd)
     xattrs = {}
@@ -82,17 +86,17 @@ def metadata_of(fd):
     return {'uid': st.st_uid, 'gid': st.st_gid, 'mode': stat.S_IMODE(st.st_mode), 'xattrs': xattrs}
 
 
-def create(dir_fd, name):
+def create(dir_fd: int, name: str) -> int:
     """Create ``name`` exclusively at 0600; its descriptor (read-write)."""
     return os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
 
 
-def open_ours(dir_fd, name):
+def open_ours(dir_fd: int, name: str) -> int:
     """Open an existing output again (recovery), without following a symlink."""
     return os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
 
 
-def apply_metadata(fd, metadata):
+def apply_metadata(fd: int, metadata: dict[str, Any]) -> None:
     """Owner and group, extended attributes, then mode: never more open than the original."""
     os.fchown(fd, metadata['uid'], metadata['gid'])
     for attr, value in sorted(metadata.get('xattrs', {}).items()):
@@ -104,7 +108,7 @@ def apply_metadata(fd, metadata):
     os.fchmod(fd, metadata['mode'])
 
 
-def write_copy(fd, entry, size, crc):
+def write_copy(fd: int, entry: JournalEntry, size: int, crc: int) -> None:
     """Copy the journal entry's data into ``fd``, read it back, fsync; raises OutputIncomplete."""
     try:
         source = entry.open_data()
@@ -127,7 +131,7 @@ def write_copy(fd, entry, size, crc):
                                % entry.data_path)
 
 
-def read_back(fd, size):
+def read_back(fd: int, size: int) -> tuple[int, int]:
     """(CRC-32, size) of the first ``size`` bytes of ``fd``, and nothing beyond."""
     crc = 0
     offset = 0
@@ -142,7 +146,7 @@ def read_back(fd, size):
     return crc, offset
 
 
-def holds_prefix_of(fd, entry):
+def holds_prefix_of(fd: int, entry: JournalEntry) -> bool:
     """Whether ``fd`` holds the first bytes (or all) of the entry's copy: an output cut short."""
     size = os.fstat(fd).st_size
     if size > entry.manifest['compressed_size']:
@@ -160,5 +164,5 @@ def holds_prefix_of(fd, entry):
     return True
 
 
-def finish(dir_fd):
+def finish(dir_fd: int) -> None:
     fsync_dir(dir_fd)

@@ -26,6 +26,7 @@ import struct
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 from .errors import CmemgzipError
 from .sysinfo import usable_cpus
@@ -49,12 +50,12 @@ _READER_BLOCKS = 3
 MAX_THREADS = 1024
 
 
-def memory_per_thread(block_size=BLOCK_SIZE):
+def memory_per_thread(block_size: int = BLOCK_SIZE) -> int:
     """Bytes one compression thread may hold at once."""
     return IN_FLIGHT_PER_THREAD * 2 * block_size + _DEFLATE_STATE
 
 
-def threads_within(memory, requested, block_size=BLOCK_SIZE):
+def threads_within(memory: int, requested: int, block_size: int = BLOCK_SIZE) -> int:
     """The most threads, up to ``requested``, whose blocks in flight fit in ``memory`` (at least one)."""
     fitting = (memory - _READER_BLOCKS * block_size) // memory_per_thread(block_size)
     return int(max(1, min(requested, fitting)))
@@ -65,20 +66,20 @@ class _Deflated(object):
 
     __slots__ = ('_data',)
 
-    def __init__(self, data):
+    def __init__(self, data: bytes) -> None:
         self._data = data
 
-    def result(self):
+    def result(self) -> bytes:
         return self._data
 
-    def cancel(self):
+    def cancel(self) -> bool:
         return False
 
 
 class OutputLimitExceeded(CmemgzipError):
     """The compressed stream would exceed the limit the caller set."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         super(OutputLimitExceeded, self).__init__('compressed output would exceed %d bytes' % limit)
         self.limit = limit
 
@@ -94,18 +95,18 @@ class VerificationError(CmemgzipError):
 class GzipStats(object):
     __slots__ = ('input_size', 'output_size', 'crc32', 'output_crc32')
 
-    def __init__(self, input_size, output_size, crc32, output_crc32):
+    def __init__(self, input_size: int, output_size: int, crc32: int, output_crc32: int) -> None:
         self.input_size = input_size
         self.output_size = output_size
         self.crc32 = crc32
         self.output_crc32 = output_crc32
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'GzipStats(input_size=%d, output_size=%d, crc32=%#010x)' % (
             self.input_size, self.output_size, self.crc32)
 
 
-def gzip_header(name=b'', mtime=0, level=9):
+def gzip_header(name: bytes = b'', mtime: float = 0, level: int = 9) -> bytes:
     """The 10-byte header, plus the NUL-terminated original name like gzip's."""
     flags = _FLAG_FNAME if name else 0
     extra_flags = 2 if level == 9 else (4 if level == 1 else 0)
@@ -115,11 +116,11 @@ def gzip_header(name=b'', mtime=0, level=9):
     return header
 
 
-def gzip_trailer(crc, size):
+def gzip_trailer(crc: int, size: int) -> bytes:
     return struct.pack('<II', crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
 
 
-def deflate_block(block, dictionary, level, last):
+def deflate_block(block: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
     """Raw deflate of one block, primed with the preceding input."""
     if dictionary:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL,
@@ -131,7 +132,7 @@ def deflate_block(block, dictionary, level, last):
     return head + tail if head else tail
 
 
-def read_block(fd, size):
+def read_block(fd: int, size: int) -> bytes:
     """Read exactly ``size`` bytes unless the file ends first."""
     data = os.read(fd, size)
     if len(data) == size or not data:
@@ -147,14 +148,14 @@ def read_block(fd, size):
     return b''.join(parts)
 
 
-def _advise_sequential(fd):
+def _advise_sequential(fd: int) -> None:
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     except (AttributeError, OSError):
         pass
 
 
-def _advise_willneed(fd, offset):
+def _advise_willneed(fd: int, offset: int) -> None:
     # Start the kernel's read-ahead well before the reader gets there, so a
     # cold file on a real disk is read while the workers deflate.
     try:
@@ -166,7 +167,7 @@ def _advise_willneed(fd, offset):
 class _StreamWriter(object):
     """Writes the stream in order, checks the limit and inflates it back."""
 
-    def __init__(self, write, limit):
+    def __init__(self, write: Callable[[bytes], Any], limit: int | None) -> None:
         self._write = write
         self._limit = limit
         self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -175,21 +176,21 @@ class _StreamWriter(object):
         self.inflated_size = 0
         self.inflated_crc = 0
 
-    def emit(self, chunk):
+    def emit(self, chunk: bytes) -> None:
         if self._limit is not None and self.size + len(chunk) > self._limit:
             raise OutputLimitExceeded(self._limit)
         self._write(chunk)
         self.size += len(chunk)
         self.crc = zlib.crc32(chunk, self.crc)
 
-    def emit_deflate(self, chunk):
+    def emit_deflate(self, chunk: bytes) -> None:
         self.emit(chunk)
         # One block of output per call: bounded by BLOCK_SIZE.
         inflated = self._inflater.decompress(chunk)
         self.inflated_size += len(inflated)
         self.inflated_crc = zlib.crc32(inflated, self.inflated_crc)
 
-    def check(self, crc, size):
+    def check(self, crc: int, size: int) -> None:
         inflater = self._inflater
         if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
             raise VerificationError('the deflate stream does not end where it should')
@@ -199,8 +200,10 @@ class _StreamWriter(object):
                 % (self.inflated_size, self.inflated_crc, size, crc))
 
 
-def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'', mtime=0,
-                    block_size=BLOCK_SIZE, cancelled=None, length=None):
+def compress_stream(read_fd: int, write: Callable[[bytes], Any], level: int = 9, threads: int = 0,
+                    max_output: int | None = None, name: bytes = b'', mtime: float = 0,
+                    block_size: int = BLOCK_SIZE, cancelled: Callable[[], bool] | None = None,
+                    length: int | None = None) -> GzipStats:
     """Deflate ``read_fd`` from its current offset to EOF into one gzip member.
 
     With ``length`` set, at most that many bytes are read (a prefix of a
@@ -225,7 +228,7 @@ def compress_stream(read_fd, write, level=9, threads=0, max_output=None, name=b'
     pool = None
     remaining = length
 
-    def next_read(previous_size):
+    def next_read(previous_size: int) -> bytes:
         nonlocal remaining
         if previous_size < block_size:
             return b''

@@ -86,9 +86,10 @@ class JournalSet(object):
         self.mounts = mounts
         self.memory_limit = memory_limit
         self.check_mode = check_mode
-        self.journals: list[Journal] = []       # journal_dir, spill_dir: in the user's order
-        self.own_fs: dict[int, Journal | None] = {}         # st_dev -> Journal on that filesystem, or None when it cannot have one
-        self.unsafe: list[str] = []         # why a journal directory was refused (planted, shared)
+        self.journals: list[Journal] = []  # journal_dir, spill_dir: in the user's order
+        # st_dev -> Journal on that filesystem, or None when it cannot have one
+        self.own_fs: dict[int, Journal | None] = {}
+        self.unsafe: list[str] = []  # why a journal directory was refused (planted, shared)
         self.notes: list[str] = []
         self._locked = False
 
