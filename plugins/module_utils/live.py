@@ -24,6 +24,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import errno
 import os
 import time
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from . import codes, falloc, gz_output
 from .file_job import Skip
@@ -34,11 +35,19 @@ from .prefix import PrefixSaver, Target, Unfinished
 from .results import FileResult
 from .safe_fs import open_dir_nofollow, open_regular
 
+if TYPE_CHECKING:
+    from .discovery import Candidate
+    from .engine import Options
+    from .journal_set import JournalSet
+    from .mounts import MountTable
+    from .open_files import Holder
+
 KIND_LIVE = 'live'
 AUTO = 'auto'
 
 
-def refusals(holders, locks=(), unknown=()):
+def refusals(holders: Iterable[Holder], locks: Iterable[tuple[str, str, int, str, str]] = (),
+             unknown: Iterable[tuple[int, str | None]] = ()) -> list[str]:
     """Why the live method cannot follow these holders: a list of sentences (empty: it can)."""
     why = []
     for holder in holders:
@@ -63,16 +72,17 @@ def refusals(holders, locks=(), unknown=()):
 class LiveCompressor(object):
     """``process(candidate, filesystem, holders, scan)`` -> FileResult for a held file."""
 
-    def __init__(self, options, threads, journals, mounts):
+    def __init__(self, options: Options, threads: int, journals: JournalSet, mounts: MountTable) -> None:
         self.options = options
         self.mounts = mounts
         self.saver = PrefixSaver(journals, options.level, threads)
 
     @property
-    def peak_journal(self):
+    def peak_journal(self) -> int:
         return self.saver.peak_journal
 
-    def process(self, candidate, filesystem, holders, scan):
+    def process(self, candidate: Candidate, filesystem: dict[str, Any], holders: Sequence[Holder],
+                scan: ProcScan) -> FileResult:
         started = time.monotonic()
         result = FileResult(candidate.path, None, original_size=candidate.st.st_size,
                             pids=[h.as_dict() for h in holders])
@@ -87,7 +97,8 @@ class LiveCompressor(object):
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
-    def _live(self, candidate, filesystem, holders, scan):
+    def _live(self, candidate: Candidate, filesystem: dict[str, Any], holders: Sequence[Holder],
+              scan: ProcScan) -> dict[str, Any]:
         identity = (candidate.st.st_dev, candidate.st.st_ino)
         device = _mount_device(self.mounts, candidate)
         self._check_holders(identity, device, holders, scan)
@@ -114,7 +125,8 @@ class LiveCompressor(object):
         finally:
             os.close(dir_fd)
 
-    def _check_holders(self, identity, device, holders, scan):
+    def _check_holders(self, identity: tuple[int, int], device: int, holders: Sequence[Holder] | None,
+                       scan: ProcScan | None) -> None:
         if scan is None:
             scan = ProcScan(self.mounts)
             holders = scan.holders([(identity, device)]).get(identity, [])
@@ -125,12 +137,12 @@ class LiveCompressor(object):
             raise Skip(codes.HOLDER_REFUSED, '; '.join(why), pids=[h.as_dict() for h in holders])
 
 
-def _mount_device(mounts, candidate):
+def _mount_device(mounts: MountTable, candidate: Candidate) -> int:
     mount = mounts.find(candidate.dir_path, candidate.st.st_dev)
     return os.makedev(mount.major, mount.minor) if mount else candidate.st.st_dev
 
 
-def _open_same(dir_fd, candidate, writable):
+def _open_same(dir_fd: int, candidate: Candidate, writable: bool) -> int:
     """The candidate's inode, opened again without following links; Skip when it changed."""
     try:
         fd = open_regular(dir_fd, candidate.name, writable=writable)

@@ -28,9 +28,10 @@ from __future__ import absolute_import, annotations, division, print_function
 import os
 import stat
 import time
+from typing import Any, Callable, Iterable, Iterator
 
 from .bounded import BoundedCaller, TimedOut
-from .mounts import MountTable, read_mountinfo
+from .mounts import MountEntry, MountTable, read_mountinfo
 
 PROC = '/proc'
 # Seconds one process may take to be inspected before it is skipped.
@@ -44,7 +45,8 @@ class Holder(object):
 
     __slots__ = ('pid', 'comm', 'fd', 'flags', 'map_perms')
 
-    def __init__(self, pid, comm, fd=None, flags=None, map_perms=None):
+    def __init__(self, pid: int, comm: str | None, fd: int | None = None, flags: int | None = None,
+                 map_perms: str | None = None) -> None:
         self.pid = pid
         self.comm = comm
         self.fd = fd
@@ -52,24 +54,24 @@ class Holder(object):
         self.map_perms = map_perms
 
     @property
-    def access(self):
+    def access(self) -> str:
         if self.fd is None:
             return 'map'
         return _ACCESS.get(self.flags & os.O_ACCMODE, 'unknown')
 
     @property
-    def writes(self):
+    def writes(self) -> bool:
         return self.access in ('write', 'read_write')
 
     @property
-    def append(self):
+    def append(self) -> bool:
         return self.fd is not None and bool(self.flags & os.O_APPEND)
 
     @property
-    def shared_writable_map(self):
+    def shared_writable_map(self) -> bool:
         return self.map_perms is not None and self.map_perms[1] == 'w' and self.map_perms[3] == 's'
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         result = {'pid': self.pid, 'comm': self.comm, 'fd': self.fd, 'access': self.access}
         if self.fd is None:
             result['map'] = self.map_perms
@@ -78,28 +80,28 @@ class Holder(object):
             result['append'] = self.append
         return result
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'Holder(%d, %r, fd=%r, %s)' % (self.pid, self.comm, self.fd, self.access)
 
 
 class DeletedFile(object):
     """A regular file with no name left, kept alive by open descriptors."""
 
-    def __init__(self, st, former_path, mount):
+    def __init__(self, st: os.stat_result, former_path: str, mount: MountEntry) -> None:
         self.st = st
         self.former_path = former_path
         self.mount = mount
-        self.holders = []
+        self.holders: list[Holder] = []
 
     @property
-    def identity(self):
+    def identity(self) -> tuple[int, int]:
         return self.st.st_dev, self.st.st_ino
 
 
 class _Descriptor(object):
     __slots__ = ('fd', 'link', 'flags', 'mount_id', 'ino')
 
-    def __init__(self, fd, link, flags, mount_id, ino):
+    def __init__(self, fd: int, link: str, flags: int, mount_id: int, ino: int | None) -> None:
         self.fd = fd
         self.link = link
         self.flags = flags
@@ -107,7 +109,7 @@ class _Descriptor(object):
         self.ino = ino
 
 
-def _read_fdinfo(path):
+def _read_fdinfo(path: str) -> tuple[int, int, int | None]:
     fields = {}
     with open(path, 'rb') as handle:
         for line in handle.read().split(b'\n'):
@@ -118,7 +120,7 @@ def _read_fdinfo(path):
             int(fields[b'ino']) if b'ino' in fields else None)
 
 
-def _read_descriptors(proc, pid):
+def _read_descriptors(proc: str, pid: int) -> list[_Descriptor]:
     """The descriptors of ``pid`` that name a path (no socket, pipe or anon inode)."""
     fd_dir = '%s/%d/fd' % (proc, pid)
     found = []
@@ -134,7 +136,7 @@ def _read_descriptors(proc, pid):
     return found
 
 
-def _read_maps(proc, pid, devices):
+def _read_maps(proc: str, pid: int, devices: set[int]) -> list[tuple[int, int, str]]:
     """(device, inode, perms) of the file mappings of ``pid`` on ``devices``."""
     found = []
     with open('%s/%d/maps' % (proc, pid), 'rb') as handle:
@@ -149,14 +151,14 @@ def _read_maps(proc, pid, devices):
     return found
 
 
-def _stat(path):
+def _stat(path: str) -> os.stat_result | None:
     try:
         return os.stat(path)
     except OSError:
         return None
 
 
-def command_name(pid, proc=PROC):
+def command_name(pid: int, proc: str = PROC) -> str | None:
     try:
         with open('%s/%d/comm' % (proc, pid), 'rb') as handle:
             return handle.read().strip().decode('utf-8', 'backslashreplace')
@@ -167,11 +169,11 @@ def command_name(pid, proc=PROC):
 class ProcScan(object):
     """One pass over /proc; ``skipped`` lists the processes it could not read in time."""
 
-    def __init__(self, mounts, timeout=PROCESS_TIMEOUT, proc=PROC):
+    def __init__(self, mounts: MountTable, timeout: float = PROCESS_TIMEOUT, proc: str = PROC) -> None:
         self.proc = proc
         self.caller = BoundedCaller(timeout)
-        self.skipped = []
-        self.unknown = set()
+        self.skipped: list[dict[str, Any]] = []
+        self.unknown: set[int] = set()
         self.processes = 0
         self.seconds = 0.0
         self._own_pid = os.getpid()
@@ -179,7 +181,7 @@ class ProcScan(object):
 
     # -- the public questions ---------------------------------------------
 
-    def holders(self, targets):
+    def holders(self, targets: Iterable[tuple[tuple[int, int], int]]) -> dict[tuple[int, int], list[Holder]]:
         """``{identity: [Holder, ...]}`` for ``targets``: (identity, mount device) pairs.
 
         ``identity`` is the (st_dev, st_ino) of a file, ``mount device`` the
@@ -222,7 +224,7 @@ class ProcScan(object):
         self.seconds += time.monotonic() - started
         return found
 
-    def deleted(self, accept_mount):
+    def deleted(self, accept_mount: Callable[[MountEntry], bool]) -> list[DeletedFile]:
         """Regular files without a name that processes still hold, as DeletedFile.
 
         ``accept_mount(mount_entry)`` says which mounts to look at; the
@@ -246,13 +248,13 @@ class ProcScan(object):
         self.seconds += time.monotonic() - started
         return list(found.values())
 
-    def report(self):
+    def report(self) -> dict[str, Any]:
         return {'processes': self.processes, 'seconds': round(self.seconds, 3),
                 'skipped': list(self.skipped)}
 
     # -- one process --------------------------------------------------------
 
-    def _pids(self):
+    def _pids(self) -> Iterator[int]:
         try:
             names = os.listdir(self.proc)
         except OSError:
@@ -262,7 +264,7 @@ class ProcScan(object):
                 self.processes += 1
                 yield int(name)
 
-    def _descriptors(self, pid):
+    def _descriptors(self, pid: int) -> list[tuple[_Descriptor, MountEntry | None]] | None:
         """[(descriptor, MountEntry or None)] of ``pid``; None when it cannot be read."""
         try:
             descriptors = self.caller.call(_read_descriptors, self.proc, pid)
@@ -280,7 +282,7 @@ class ProcScan(object):
         # detached tree): never a target.
         return [(item, table.get(item.mount_id)) for item in descriptors]
 
-    def _mount_table(self, pid):
+    def _mount_table(self, pid: int) -> dict[int, MountEntry] | None:
         """{mount id: MountEntry} of ``pid``'s mount namespace, read once per namespace."""
         namespace = self._namespace(pid)
         if namespace is None:
@@ -299,13 +301,13 @@ class ProcScan(object):
             self._skip(pid, 'the mount table of its namespace could not be read in time')
         return table
 
-    def _namespace(self, pid):
+    def _namespace(self, pid: int) -> str | None:
         try:
             return os.readlink('%s/%d/ns/mnt' % (self.proc, pid))
         except OSError:
             return None
 
-    def _bounded(self, pid, function, *args):
+    def _bounded(self, pid: int, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` within the time limit; None when it failed or timed out."""
         try:
             return self.caller.call(function, *args)
@@ -315,13 +317,14 @@ class ProcScan(object):
             pass
         return None
 
-    def _skip(self, pid, why):
+    def _skip(self, pid: int, why: str) -> None:
         if pid not in self.unknown:
             self.unknown.add(pid)
             self.skipped.append({'pid': pid, 'comm': command_name(pid, self.proc), 'reason': why})
 
 
-def read_locks(identities, devices=None, path=PROC + '/locks'):
+def read_locks(identities: Iterable[tuple[int, int]], devices: dict[int, int] | None = None,
+               path: str = PROC + '/locks') -> dict[tuple[int, int], list[tuple[str, str, int, str, str]]]:
     """``{identity: [(kind, mode, pid, start, end)]}``: the locks /proc/locks lists on ``identities``.
 
     ``devices`` maps a mount device number to the identities' st_dev where
@@ -351,7 +354,8 @@ def read_locks(identities, devices=None, path=PROC + '/locks'):
     return found
 
 
-def holders(identities, mounts=None):
+def holders(identities: Iterable[tuple[int, int]],
+            mounts: MountTable | None = None) -> dict[tuple[int, int], list[dict[str, Any]]]:
     """``{(st_dev, st_ino): [holder dict, ...]}`` for files given by identity alone.
 
     One ProcScan; the mount device of each file is looked up in mountinfo by

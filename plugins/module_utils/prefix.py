@@ -37,12 +37,18 @@ import errno
 import os
 import time
 import zlib
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import codes, falloc, gz_output
 from .file_job import Skip
 from .gzip_member import OutputLimitExceeded, VerificationError, compress_stream
 from .identity import entry_key, filesystem_id, inode_generation
 from .journal import MANIFEST_VERSION
+
+if TYPE_CHECKING:
+    from .gzip_member import GzipStats
+    from .journal import JournalEntry
+    from .journal_set import JournalChoice, JournalSet
 
 PHASE_PREPARED = 'prepared'
 PHASE_FREEING = 'freeing'
@@ -61,7 +67,8 @@ class Target(object):
     ``recheck()``: raises Skip when the holders no longer allow it.
     """
 
-    def __init__(self, fd, out_dir_fd, out_dir, out_name, inner_name, methods, manifest, recheck=None):
+    def __init__(self, fd: int, out_dir_fd: int, out_dir: str, out_name: str, inner_name: str, methods: list[str],
+                 manifest: dict[str, Any], recheck: Callable[[], None] | None = None) -> None:
         self.fd = fd
         self.out_dir_fd = out_dir_fd
         self.out_dir = out_dir
@@ -75,15 +82,15 @@ class Target(object):
 class _PrefixStat(object):
     """The file's fstat with the size of the prefix: what the journal must hold."""
 
-    def __init__(self, st, size):
+    def __init__(self, st: os.stat_result, size: int) -> None:
         self._st = st
         self.st_size = size
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._st, name)
 
 
-def crc_range(fd, offset, length):
+def crc_range(fd: int, offset: int, length: int) -> tuple[int, int]:
     """CRC-32 of ``length`` bytes at ``offset``, and how many could be read."""
     crc = 0
     done = 0
@@ -96,7 +103,7 @@ def crc_range(fd, offset, length):
     return crc, done
 
 
-def plan(fd, methods):
+def plan(fd: int, methods: list[str]) -> tuple[int, int, int, os.stat_result]:
     """(start, end, size, stat) of the prefix to free now; Skip when there is none."""
     st = os.fstat(fd)
     size = st.st_size
@@ -114,20 +121,20 @@ def plan(fd, methods):
 class PrefixSaver(object):
     """Runs the protocol for one file; ``run`` returns the result fields."""
 
-    def __init__(self, journals, level, threads):
+    def __init__(self, journals: JournalSet, level: int, threads: int) -> None:
         self.journals = journals
         self.level = level
         self.threads = threads
         self.peak_journal = 0
         # Keys of journal entries recovery left for a human: their files wait.
-        self.pending_keys = set()
+        self.pending_keys: set[str] = set()
 
-    def measure(self, target):
+    def measure(self, target: Target) -> dict[str, Any]:
         """Check mode: the real compressed size of the prefix, nothing stored."""
         start, end, _size, st = plan(target.fd, target.methods)
         counted = [0]
 
-        def count(chunk):
+        def count(chunk: bytes) -> None:
             counted[0] += len(chunk)
         os.lseek(target.fd, start, os.SEEK_SET)
         compress_stream(target.fd, count, level=self.level, threads=self.threads, length=end - start)
@@ -136,7 +143,7 @@ class PrefixSaver(object):
                 'bytes_saved': max(0, freed - _rounded(counted[0], st)), 'strategy': target.methods[0],
                 'prefix_start': start, 'prefix_end': end}
 
-    def run(self, target):
+    def run(self, target: Target) -> dict[str, Any]:
         fd = target.fd
         start, end, size, st = plan(fd, target.methods)
         fs_id = filesystem_id(fd)
@@ -179,7 +186,8 @@ class PrefixSaver(object):
                 entry.discard()
             raise
 
-    def _deflate(self, target, start, end, entry, choice):
+    def _deflate(self, target: Target, start: int, end: int, entry: JournalEntry,
+                 choice: JournalChoice) -> GzipStats:
         os.lseek(target.fd, start, os.SEEK_SET)
         try:
             stats = compress_stream(target.fd, entry.write, level=self.level, threads=self.threads,
@@ -200,7 +208,8 @@ class PrefixSaver(object):
             raise VerificationError('the journal copy at %s does not read back as written' % entry.data_path)
         return stats
 
-    def _free_and_write(self, target, entry, st, start, end, stats, freeable):
+    def _free_and_write(self, target: Target, entry: JournalEntry, st: os.stat_result, start: int, end: int,
+                        stats: GzipStats, freeable: int) -> dict[str, Any]:
         out_fd = _create_early(target.out_dir_fd, entry)
         try:
             method, stall = _free(target, entry, start, end)
@@ -236,7 +245,7 @@ class Unsupported(Exception):
     """No freeing method works on this filesystem; nothing was changed."""
 
 
-def _create_early(dir_fd, entry):
+def _create_early(dir_fd: int, entry: JournalEntry) -> int | None:
     """The output, created empty while that needs no data block (None: after freeing)."""
     while True:
         try:
@@ -250,7 +259,7 @@ def _create_early(dir_fd, entry):
             raise
 
 
-def _free(target, entry, start, end):
+def _free(target: Target, entry: JournalEntry, start: int, end: int) -> tuple[str, float]:
     """Free the prefix with the first method the filesystem accepts: (method, worst lock)."""
     # Written-back pages first: xfs writes back the whole file inside the
     # collapse (4.6 s for a fresh 1 GiB file, 11 ms after this), and the
@@ -279,12 +288,12 @@ def _free(target, entry, start, end):
                % ', '.join(target.methods))
 
 
-def _roll_back(out_dir_fd, entry):
+def _roll_back(out_dir_fd: int, entry: JournalEntry) -> None:
     remove_empty_output(out_dir_fd, entry.manifest['dest'])
     entry.discard()
 
 
-def remove_empty_output(dir_fd, name):
+def remove_empty_output(dir_fd: int, name: str) -> None:
     """Remove the output if it is still the empty file we created."""
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -296,7 +305,7 @@ def remove_empty_output(dir_fd, name):
         os.unlink(name, dir_fd=dir_fd)
 
 
-def _reserve(fd, size):
+def _reserve(fd: int, size: int) -> None:
     try:
         falloc.reserve(fd, size)
     except OSError as exc:
@@ -304,7 +313,7 @@ def _reserve(fd, size):
             raise
 
 
-def write_output(out_fd, out_dir_fd, entry):
+def write_output(out_fd: int, out_dir_fd: int, entry: JournalEntry) -> None:
     """Metadata, data from the journal, read back, fsync of the file and its directory."""
     manifest = entry.manifest
     gz_output.apply_metadata(out_fd, manifest['metadata'])
@@ -312,6 +321,6 @@ def write_output(out_fd, out_dir_fd, entry):
     gz_output.finish(out_dir_fd)
 
 
-def _rounded(size, st):
+def _rounded(size: int, st: os.stat_result) -> int:
     block = st.st_blksize or 4096
     return -(-size // block) * block
