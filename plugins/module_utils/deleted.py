@@ -23,6 +23,7 @@ from __future__ import absolute_import, annotations, division, print_function
 import fnmatch
 import os
 import time
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import codes, falloc, gz_output
 from .file_job import Skip
@@ -38,6 +39,10 @@ from .safe_fs import open_dir_nofollow
 from .sysinfo import memory_available, peak_rss, usable_cpus
 from .usage import statvfs_usage
 
+if TYPE_CHECKING:
+    from .mounts import MountEntry
+    from .open_files import DeletedFile, Holder
+
 KIND_DELETED = 'deleted'
 DEFAULT_MEMORY_FRACTION = 0.5
 
@@ -45,8 +50,10 @@ DEFAULT_MEMORY_FRACTION = 0.5
 class ReclaimOptions(object):
     """Everything ``ReclaimRun`` needs, in plain units."""
 
-    def __init__(self, paths=(), min_size=1024 * 1024, pids=(), process_names=(), save=True, save_dir=None, level=6,
-                 threads=0, memory_limit=None, journal_dir='/dev/shm', spill_dir=None, check_mode=False):
+    def __init__(self, paths: Iterable[str] = (), min_size: int = 1024 * 1024, pids: Iterable[int] = (),
+                 process_names: Iterable[str] = (), save: bool = True, save_dir: str | None = None, level: int = 6,
+                 threads: int = 0, memory_limit: int | None = None, journal_dir: str = '/dev/shm',
+                 spill_dir: str | None = None, check_mode: bool = False) -> None:
         self.paths = list(paths or ())
         self.min_size = min_size
         self.pids = set(pids or ())
@@ -64,7 +71,7 @@ class ReclaimOptions(object):
 class ReclaimRun(object):
     """One invocation of reclaim_deleted."""
 
-    def __init__(self, options):
+    def __init__(self, options: ReclaimOptions) -> None:
         self.options = options
         self.mounts = MountTable()
         self.available_memory = memory_available(self.mounts.entries)
@@ -74,11 +81,11 @@ class ReclaimRun(object):
                                    options.check_mode)
         self.saver = PrefixSaver(self.journals, options.level, self.threads)
         self.scan = ProcScan(self.mounts)
-        self.files = []
-        self.filesystems = {}
+        self.files: list[FileResult] = []
+        self.filesystems: dict[str, dict[str, Any]] = {}
         self._own_view = _view(os.getpid())
 
-    def execute(self):
+    def execute(self) -> dict[str, Any]:
         self.journals.open()
         try:
             self.journals.lock()
@@ -95,14 +102,14 @@ class ReclaimRun(object):
 
     # -- what to look at ------------------------------------------------------
 
-    def find(self):
+    def find(self) -> list[DeletedFile]:
         """The deleted-but-open files the options select, the biggest first."""
         limits = self._path_limits()
         found = self.scan.deleted(lambda mount: self._accept_mount(mount, limits))
         selected = [f for f in found if self._selected(f, limits)]
         return sorted(selected, key=lambda f: f.st.st_blocks, reverse=True)
 
-    def _path_limits(self):
+    def _path_limits(self) -> list[tuple[int, str | None]]:
         """[(device, directory or None)] from ``paths``: a mount point, or a directory on it."""
         limits = []
         for path in self.options.paths:
@@ -112,14 +119,14 @@ class ReclaimRun(object):
                 limits.append((os.makedev(mount.major, mount.minor), None if real == mount.mount_point else real))
         return limits
 
-    def _accept_mount(self, mount, limits):
+    def _accept_mount(self, mount: MountEntry, limits: list[tuple[int, str | None]]) -> bool:
         if exclusion_reason(mount) is not None:
             return False  # pseudo, network, read-only images: never looked at
         if not self.options.paths:
             return True
         return os.makedev(mount.major, mount.minor) in set(device for device, _dir in limits)
 
-    def _selected(self, found, limits):
+    def _selected(self, found: DeletedFile, limits: list[tuple[int, str | None]]) -> bool:
         options = self.options
         if found.st.st_size < options.min_size or found.st.st_blocks == 0:
             return False  # too small, or nothing to get back (already reclaimed)
@@ -137,7 +144,7 @@ class ReclaimRun(object):
 
     # -- one file -----------------------------------------------------------
 
-    def reclaim(self, found):
+    def reclaim(self, found: DeletedFile) -> FileResult:
         started = time.monotonic()
         result = FileResult(found.former_path, None, original_size=found.st.st_size,
                             pids=[h.as_dict() for h in found.holders])
@@ -153,7 +160,7 @@ class ReclaimRun(object):
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
-    def _reclaim(self, found):
+    def _reclaim(self, found: DeletedFile) -> dict[str, Any]:
         filesystem = self._filesystem(found)
         self._check_holders(found)
         # The name says which process kept it: the writer, when one writes.
@@ -186,7 +193,7 @@ class ReclaimRun(object):
         finally:
             os.close(fd)
 
-    def _check_holders(self, found, rescan=False):
+    def _check_holders(self, found: DeletedFile, rescan: bool = False) -> None:
         """Refuse what a collapse, punch or truncate would hurt (live.refusals); the maps count too."""
         device = os.makedev(found.mount.major, found.mount.minor)
         scan = ProcScan(self.mounts)
@@ -199,7 +206,7 @@ class ReclaimRun(object):
         if why:
             raise Skip(codes.HOLDER_REFUSED, '; '.join(why), pids=[h.as_dict() for h in holders])
 
-    def _open(self, found, holder):
+    def _open(self, found: DeletedFile, holder: Holder) -> int:
         mode = os.O_RDONLY if self.options.check_mode else os.O_RDWR
         try:
             fd = os.open('/proc/%d/fd/%d' % (holder.pid, holder.fd), mode | os.O_CLOEXEC)
@@ -211,7 +218,7 @@ class ReclaimRun(object):
             raise Skip(codes.CHANGED_WHILE_READING, 'pid %d holds another file at fd %d now' % (holder.pid, holder.fd))
         return fd
 
-    def _save_dir(self, found, holder):
+    def _save_dir(self, found: DeletedFile, holder: Holder) -> str:
         if self.options.save_dir:
             return os.path.realpath(self.options.save_dir)
         former_dir = os.path.dirname(found.former_path)
@@ -223,7 +230,7 @@ class ReclaimRun(object):
                    % (former_dir, '' if _view(holder.pid) == self._own_view else
                       ' (the holder runs in another mount namespace or root)'))
 
-    def _free_only(self, fd, found):
+    def _free_only(self, fd: int, found: DeletedFile) -> dict[str, Any]:
         """save: false - truncate (an O_APPEND writer goes on at the new end)."""
         if self.options.check_mode:
             return {'action': codes.WOULD_RECLAIM, 'bytes_saved': found.st.st_blocks * 512,
@@ -236,7 +243,7 @@ class ReclaimRun(object):
 
     # -- filesystems and the result --------------------------------------------
 
-    def _filesystem(self, found):
+    def _filesystem(self, found: DeletedFile) -> dict[str, Any]:
         mount = found.mount
         key = '%d:%d' % (mount.major, mount.minor)
         if key not in self.filesystems:
@@ -246,7 +253,7 @@ class ReclaimRun(object):
                                      'before': _usage(point)}
         return self.filesystems[key]
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         totals = dict.fromkeys(codes.ACTIONS, 0)
         totals.update(candidates=len(self.files), original_size=0, compressed_size=0, bytes_saved=0,
                       allocated=0)
@@ -278,7 +285,7 @@ class ReclaimRun(object):
         }
 
 
-def _view(pid):
+def _view(pid: int) -> tuple[str, str] | None:
     """(mount namespace, root) of a process: where its paths mean what ours mean."""
     try:
         return os.readlink('/proc/%d/ns/mnt' % pid), os.readlink('/proc/%d/root' % pid)
@@ -286,7 +293,7 @@ def _view(pid):
         return None
 
 
-def _usage(mount_point):
+def _usage(mount_point: str | None) -> dict[str, Any] | None:
     if mount_point is None:
         return None
     try:
@@ -295,6 +302,6 @@ def _usage(mount_point):
         return None
 
 
-def reclaim(options):
+def reclaim(options: ReclaimOptions) -> dict[str, Any]:
     """Find, save and free what ``options`` selects; the module's result dict."""
     return ReclaimRun(options).execute()

@@ -13,6 +13,7 @@ in as ``to_bytes``.
 from __future__ import absolute_import, annotations, division, print_function
 
 import re
+from typing import Any, Callable, Mapping
 
 from .engine import Options
 from .estimate import SAMPLE
@@ -23,7 +24,7 @@ from .sysinfo import DEFAULT_MEMORY_FRACTION
 _AGE_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 
 
-def parse_age(text):
+def parse_age(text: str | None) -> int:
     """Seconds from '90', '30s', '10m', '2h', '1d' or '1w'."""
     match = re.match(r'^\s*(\d+)\s*([smhdw]?)\s*$', text or '0')
     if not match:
@@ -31,7 +32,7 @@ def parse_age(text):
     return int(match.group(1)) * _AGE_UNITS.get(match.group(2) or 's')
 
 
-def parse_target_free(text, to_bytes):
+def parse_target_free(text: str | None, to_bytes: Callable[[str], int]) -> tuple[int | None, float | None]:
     """(bytes, percent): one of them set, from '2G', '1048576' or '15%'."""
     if text is None:
         return None, None
@@ -44,19 +45,20 @@ def parse_target_free(text, to_bytes):
     return to_bytes(text), None
 
 
-def check_threads(threads):
+def check_threads(threads: int) -> int:
     if not 0 <= threads <= MAX_THREADS:
         raise ValueError('threads must be between 0 (every usable CPU) and %d, not %d' % (MAX_THREADS, threads))
     return threads
 
 
-def check_max_file_results(count):
+def check_max_file_results(count: int) -> int:
     if count < 0:
         raise ValueError('max_file_results must be 0 (no limit) or more, not %d' % count)
     return count
 
 
-def engine_options(params, check_mode, to_bytes, **overrides):
+def engine_options(params: Mapping[str, Any], check_mode: bool, to_bytes: Callable[[str], int],
+                   **overrides: Any) -> Options:
     """engine.Options from a module's parameters (those it does not have keep the engine's default).
 
     ``overrides`` (``paths``, ``recurse``...) win over ``params``.

@@ -44,6 +44,7 @@ import fcntl
 import os
 import stat
 import time
+from typing import Any, Iterable
 
 PREFIX = 'ansible_sre.cmemgzip.'
 MARKER = '_payload_'
@@ -56,10 +57,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # The descriptor that holds this process's own payload directory locked;
 # kept open until the process ends.
-_held = []
+_held: list[int] = []
 
 
-def own_payload_dir(module_file=__file__):
+def own_payload_dir(module_file: str = __file__) -> str | None:
     """The AnsiballZ payload directory this code runs from, or None (not run by AnsiballZ)."""
     parts = module_file.split(os.sep)
     for index in range(len(parts) - 1):
@@ -68,7 +69,7 @@ def own_payload_dir(module_file=__file__):
     return None
 
 
-def hold(path):
+def hold(path: str) -> bool:
     """Take a shared lock on ``path`` for the rest of this process's life."""
     try:
         fd = os.open(path, _DIR_FLAGS)
@@ -83,7 +84,7 @@ def hold(path):
     return True
 
 
-def hold_own():
+def hold_own() -> str | None:
     """Lock this run's own payload directory (if it has one); return its path."""
     path = own_payload_dir()
     if path is not None:
@@ -91,11 +92,11 @@ def hold_own():
     return path
 
 
-def _is_ours(name):
+def _is_ours(name: str) -> bool:
     return name.startswith(PREFIX) and MARKER in name
 
 
-def _newest_change(dir_fd):
+def _newest_change(dir_fd: int) -> float:
     newest = os.fstat(dir_fd).st_mtime
     for name in os.listdir(dir_fd):
         try:
@@ -106,7 +107,7 @@ def _newest_change(dir_fd):
     return newest
 
 
-def _empty(dir_fd):
+def _empty(dir_fd: int) -> int:
     """Remove what a payload directory holds (files, and directories below it); return bytes freed."""
     freed = 0
     for name in os.listdir(dir_fd):
@@ -127,16 +128,17 @@ def _empty(dir_fd):
 class Cleanup(object):
     """One sweep over the directories where payloads land; ``report()`` for the result."""
 
-    def __init__(self, check_mode=False, now=None, stale_seconds=STALE_SECONDS, own=None):
+    def __init__(self, check_mode: bool = False, now: float | None = None, stale_seconds: float = STALE_SECONDS,
+                 own: str | None = None) -> None:
         self.check_mode = check_mode
         self.now = time.time() if now is None else now
         self.stale_seconds = stale_seconds
         self.own = own
-        self.removed = []
+        self.removed: list[str] = []
         self.bytes_freed = 0
-        self.errors = []
+        self.errors: list[str] = []
 
-    def sweep(self, base):
+    def sweep(self, base: str) -> None:
         try:
             base_fd = os.open(base, _DIR_FLAGS)
         except OSError:
@@ -148,7 +150,7 @@ class Cleanup(object):
         finally:
             os.close(base_fd)
 
-    def _consider(self, base, base_fd, name):
+    def _consider(self, base: str, base_fd: int, name: str) -> None:
         path = os.path.join(base, name)
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=base_fd)
@@ -178,12 +180,13 @@ class Cleanup(object):
         finally:
             os.close(fd)
 
-    def report(self):
+    def report(self) -> dict[str, Any]:
         key = 'would_remove' if self.check_mode else 'removed'
         return {key: self.removed, 'bytes_freed': self.bytes_freed, 'errors': self.errors}
 
 
-def clean_stale_payloads(bases=DEFAULT_BASES, check_mode=False, now=None):
+def clean_stale_payloads(bases: Iterable[str] = DEFAULT_BASES, check_mode: bool = False,
+                         now: float | None = None) -> dict[str, Any]:
     """Sweep ``bases`` and the directory of this run's own payload for dead payload directories.
 
     Returns the report for the result (``removed`` or ``would_remove``,

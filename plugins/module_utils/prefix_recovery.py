@@ -36,6 +36,7 @@ import errno
 import os
 import stat
 import zlib
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import codes, falloc, gz_output
 from .identity import same_inode
@@ -44,10 +45,14 @@ from .recovery_common import locate
 from .results import FileResult
 from .safe_fs import open_dir_nofollow, open_regular
 
+if TYPE_CHECKING:
+    from .journal import JournalEntry
+    from .recovery_common import RecoveryContext
+
 _CHUNK = 1024 * 1024
 
 
-def _paths(manifest):
+def _paths(manifest: dict[str, Any]) -> tuple[str | None, str]:
     if manifest.get('kind') == 'deleted':
         path = manifest.get('former_path')
     else:
@@ -55,7 +60,7 @@ def _paths(manifest):
     return path, os.path.join(manifest.get('out_dir', '?'), manifest.get('dest', '?'))
 
 
-def _result(entry, action, reason, detail, **extra):
+def _result(entry: JournalEntry, action: str, reason: str | None, detail: str | None, **extra: Any) -> FileResult:
     manifest = entry.manifest
     path, dest = _paths(manifest)
     return FileResult(path, dest, action=action, reason=reason, detail=detail, strategy=manifest.get('method'),
@@ -63,13 +68,13 @@ def _result(entry, action, reason, detail, **extra):
                       compressed_size=manifest.get('compressed_size'), seconds=0.0).update(**extra)
 
 
-def _keep(entry, reason, why):
+def _keep(entry: JournalEntry, reason: str, why: str) -> FileResult:
     return _result(entry, codes.FAILED, reason, '%s; nothing was written, the verified compressed copy is kept '
                    'at %s (its manifest, %s, says which bytes of which file it holds)'
                    % (why, entry.data_path, entry.data_path[:-3] + '.json'))
 
 
-def recover(entry, context):
+def recover(entry: JournalEntry, context: RecoveryContext) -> FileResult | None:
     """Finish or roll back one prefix-protocol entry (recovery.py's handler interface)."""
     try:
         return _recover(entry, context)
@@ -77,7 +82,7 @@ def recover(entry, context):
         return _keep(entry, codes.ERROR, str(exc))
 
 
-def _recover(entry, context):
+def _recover(entry: JournalEntry, context: RecoveryContext) -> FileResult | None:
     manifest = entry.manifest
     if entry.stored_crc() != (manifest['compressed_crc32'], manifest['compressed_size']):
         return _keep(entry, codes.JOURNAL_CORRUPT, 'the journal copy does not match its manifest')
@@ -111,7 +116,7 @@ def _recover(entry, context):
     return _keep(entry, codes.JOURNAL_UNREADABLE, 'unknown phase %r' % phase)
 
 
-def _roll_back(entry, context, why):
+def _roll_back(entry: JournalEntry, context: RecoveryContext, why: str) -> FileResult:
     manifest = entry.manifest
     if context.check_mode:
         return _result(entry, codes.WOULD_RECOVER, codes.ROLLED_BACK, why)
@@ -128,7 +133,7 @@ def _roll_back(entry, context, why):
     return _result(entry, codes.RECOVERED, codes.ROLLED_BACK, why + '; dropped its journal copy')
 
 
-def _open_file(manifest):
+def _open_file(manifest: dict[str, Any]) -> int | None:
     """The manifest's inode, open read-write, or None when it cannot be found."""
     for opener in _openers(manifest):
         try:
@@ -141,7 +146,7 @@ def _open_file(manifest):
     return None
 
 
-def _still_held(manifest):
+def _still_held(manifest: dict[str, Any]) -> bool:
     fd = _open_file(manifest)
     if fd is None:
         return False
@@ -149,13 +154,13 @@ def _still_held(manifest):
     return True
 
 
-def _openers(manifest):
+def _openers(manifest: dict[str, Any]) -> Iterator[Callable[[], int]]:
     if manifest.get('kind') == 'deleted':
         for holder in manifest.get('holders', ()):
             yield lambda h=holder: os.open('/proc/%d/fd/%d' % (h['pid'], h['fd']), os.O_RDWR | os.O_CLOEXEC)
         return
 
-    def by_name():
+    def by_name() -> int:
         dir_fd = open_dir_nofollow(manifest['dir'])
         try:
             return open_regular(dir_fd, manifest['name'], writable=True)
@@ -164,7 +169,7 @@ def _openers(manifest):
     yield by_name
 
 
-def _freed(fd, entry, check_mode):
+def _freed(fd: int, entry: JournalEntry, check_mode: bool) -> bool | None:
     """True (freed), False (untouched) or None (someone else's bytes) for a run cut in ``freeing``."""
     manifest = entry.manifest
     start, end, span = manifest['start'], manifest['end'], manifest['evidence_span']
@@ -184,7 +189,7 @@ def _freed(fd, entry, check_mode):
     return True
 
 
-def _zeros_or_ours(fd, entry):
+def _zeros_or_ours(fd: int, entry: JournalEntry) -> bool:
     """Whether every block of [start, end) holds zeros or the journal copy's bytes at that offset."""
     manifest = entry.manifest
     offset = manifest['start']
@@ -207,7 +212,7 @@ def _zeros_or_ours(fd, entry):
         os.close(source)
 
 
-def _write(entry, context, detail):
+def _write(entry: JournalEntry, context: RecoveryContext, detail: str) -> FileResult | None:
     manifest = entry.manifest
     if context.check_mode:
         return _result(entry, codes.WOULD_RECOVER, codes.FINISHED, 'would write %s from the journal' % manifest['dest'])
@@ -241,7 +246,7 @@ def _write(entry, context, detail):
     return _result(entry, codes.RECOVERED, codes.FINISHED, detail, bytes_saved=max(0, freed - saved))
 
 
-def _output(dir_fd, entry):
+def _output(dir_fd: int, entry: JournalEntry) -> int:
     """The .gz to write: ours cut short, or a new one (a new name when the recorded one is taken)."""
     name = entry.manifest['dest']
     try:
