@@ -67,7 +67,7 @@ class JournalChoice(object):
 
     __slots__ = ('journal', 'cap', 'cap_reason')
 
-    def __init__(self, journal: Journal, cap: int, cap_reason: str) -> None:
+    def __init__(self, journal: Journal | None, cap: int, cap_reason: str) -> None:
         self.journal = journal
         self.cap = cap
         self.cap_reason = cap_reason

@@ -19,6 +19,8 @@ so a new kind of action is counted without a change here (``Tally``).
 
 from __future__ import absolute_import, annotations, division, print_function
 
+from typing import Any, Callable, Iterable, Mapping
+
 from . import codes
 from .rescue_open_files import empty as no_open_files, message_parts, open_files_summary
 
@@ -31,7 +33,7 @@ SUMMARY_KEYS = ('host', 'status', 'check_mode', 'msg', 'thresholds', 'memory', '
                 'failures', 'failure_count', 'live_files', 'deleted_files')
 
 
-def truncate(text, length):
+def truncate(text: object, length: int) -> str:
     """``text`` cut at a word boundary to at most ``length`` characters, with '...' when cut."""
     text = '' if text is None else str(text)
     if len(text) <= length:
@@ -50,34 +52,34 @@ class Tally(object):
 
     SUMMED = ('bytes_saved', 'original_size', 'compressed_size')
 
-    def __init__(self, runs):
-        self.groups = {}
+    def __init__(self, runs: Iterable[Mapping[str, Any]]) -> None:
+        self.groups: dict[tuple[str | None, str | None], dict[str, int]] = {}
         for run in runs:
             for f in run.get('files') or ():
                 self._add(f.get('action'), f.get('reason'), 1, f)
             for group in (run.get('omitted') or {}).get('by_reason') or ():
                 self._add(group.get('action'), group.get('reason'), group.get('count') or 0, group)
 
-    def _add(self, action, reason, count, sums):
+    def _add(self, action: str | None, reason: str | None, count: int, sums: Mapping[str, Any]) -> None:
         group = self.groups.setdefault((action, reason), dict(count=0, **dict.fromkeys(self.SUMMED, 0)))
         group['count'] += count
         for key in self.SUMMED:
             group[key] += sums.get(key) or 0
 
-    def count(self, action):
+    def count(self, action: str) -> int:
         return sum(g['count'] for (act, dummy), g in self.groups.items() if act == action)
 
-    def total(self, key, action):
+    def total(self, key: str, action: str) -> int:
         return sum(g[key] for (act, dummy), g in self.groups.items() if act == action)
 
-    def actions(self):
+    def actions(self) -> dict[str | None, int]:
         """{action code: number of files}, in the order the actions were first met."""
         counts = {}
         for (action, dummy), group in self.groups.items():
             counts[action] = counts.get(action, 0) + group['count']
         return counts
 
-    def reasons(self, action):
+    def reasons(self, action: str) -> dict[str, int]:
         """{reason code: number of files} of one action."""
         counts = {}
         for (act, reason), group in self.groups.items():
@@ -86,25 +88,27 @@ class Tally(object):
         return counts
 
 
-def _of(files, *actions):
+def _of(files: Iterable[dict[str, Any]], *actions: str) -> list[dict[str, Any]]:
     return [f for f in files if f.get('action') in actions]
 
 
-def _usage(filesystem):
+def _usage(filesystem: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if filesystem is None:
         return None
     return dict((key, filesystem.get(key)) for key in USAGE_KEYS)
 
 
-def _by_mount(measurement):
+def _by_mount(measurement: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     return dict((fs['mount'], fs) for fs in (measurement or {}).get('filesystems') or ())
 
 
-def failure(reason, detail, mount=None, path=None):
+def failure(reason: str | None, detail: str | None, mount: str | None = None,
+            path: str | None = None) -> dict[str, Any]:
     return {'mount': mount, 'path': path, 'reason': reason, 'detail': detail}
 
 
-def _task_failures(measure_error, runs, after_error):
+def _task_failures(measure_error: str | None, runs: Iterable[Mapping[str, Any]],
+                   after_error: str | None) -> list[dict[str, Any]]:
     found = []
     if measure_error is not None:
         found.append(failure(codes.MEASURE_FAILED, measure_error))
@@ -116,7 +120,8 @@ def _task_failures(measure_error, runs, after_error):
     return found
 
 
-def _filesystem_entry(entry, before, after, runs, check_mode):
+def _filesystem_entry(entry: Mapping[str, Any], before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
+                      runs: Iterable[Mapping[str, Any]], check_mode: bool) -> dict[str, Any]:
     mine = [run for run in runs if run.get('mount') == entry['mount']]
     tally = Tally(mine)
     result = dict(entry)
@@ -138,7 +143,7 @@ def _filesystem_entry(entry, before, after, runs, check_mode):
     return result
 
 
-def _status(failures, full, check_mode, still_full):
+def _status(failures: list[dict[str, Any]], full: list[str], check_mode: bool, still_full: list[str]) -> str:
     if failures:
         return codes.HOST_FAILED
     if not full:
@@ -150,7 +155,7 @@ def _status(failures, full, check_mode, still_full):
     return codes.REMEDIATED
 
 
-def _message(record, summary, human):
+def _message(record: Mapping[str, Any], summary: Mapping[str, Any], human: Callable[[Any], str]) -> str:
     full = summary['full']
     if record.get('measure_error') is not None:
         msg = 'cannot measure: %s' % truncate(record['measure_error'], 200)
@@ -177,7 +182,7 @@ def _message(record, summary, human):
     return msg
 
 
-def host_summary(record, max_files=50, human=str):
+def host_summary(record: Mapping[str, Any], max_files: int = 50, human: Callable[[Any], str] = str) -> dict[str, Any]:
     """The summary of one host from the record of its rescue.
 
     ``record`` has ``measured`` (a measurement, see ``usage.survey``, or None),
@@ -244,7 +249,8 @@ def host_summary(record, max_files=50, human=str):
     return summary
 
 
-def failure_summary(host, status, reason, detail, check_mode=None):
+def failure_summary(host: str | None, status: str, reason: str | None, detail: object,
+                    check_mode: bool | None = None) -> dict[str, Any]:
     """The summary of a host that produced no summary of its own.
 
     ``status`` is codes.UNREACHABLE, codes.HOST_FAILED (the module could not
@@ -269,7 +275,7 @@ def failure_summary(host, status, reason, detail, check_mode=None):
     return summary
 
 
-def summary_of_result(result, host=None):
+def summary_of_result(result: Mapping[str, Any] | None, host: str | None = None) -> dict[str, Any]:
     """The summary in a task result of the ``rescue_host`` module, or one that says why there is none.
 
     ``result`` is what the task registered: the module's result (its

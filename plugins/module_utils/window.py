@@ -34,14 +34,17 @@ from __future__ import absolute_import, annotations, division, print_function
 import os
 import zlib
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 from . import codes
 from .gzip_member import (
     BLOCK_SIZE, DICTIONARY_SIZE, Cancelled, VerificationError, deflate_block, gzip_trailer,
 )
 from .safe_fs import pwrite_all
-from .window_format import MIN_GAP, PHASE_COMPLETE, TRAILER_SIZE, growth_per_block, set_first_write, worst_growth
+from .window_format import (
+    MIN_GAP, PHASE_COMPLETE, TRAILER_SIZE, WindowState, growth_per_block, set_first_write, worst_growth,
+)
 
 _READ_AHEAD = 64 * 1024 * 1024
 _VERIFY_CHUNK = 4 * 1024 * 1024
@@ -51,13 +54,13 @@ _VERIFY_PIECE = 64 * 1024
 class NotCommitted(Exception):
     """The window never opened wide enough; the file was not touched."""
 
-    def __init__(self, reason, detail):
+    def __init__(self, reason: str, detail: str) -> None:
         super(NotCommitted, self).__init__(detail)
         self.reason = reason
         self.detail = detail
 
 
-def deflate_verified(block, dictionary, level, last, growth_limit):
+def deflate_verified(block: bytes, dictionary: bytes, level: int, last: bool, growth_limit: int) -> bytes:
     """One block of the stream, proven to inflate back to ``block``.
 
     Output that grows more than ``growth_limit`` (a zlib whose worst case is
@@ -85,7 +88,7 @@ def deflate_verified(block, dictionary, level, last, growth_limit):
     return out
 
 
-def _next_dictionary(dictionary, block):
+def _next_dictionary(dictionary: bytes, block: bytes) -> bytes:
     if len(block) >= DICTIONARY_SIZE:
         return block[-DICTIONARY_SIZE:]
     return (dictionary + block)[-DICTIONARY_SIZE:]
@@ -101,8 +104,10 @@ class WindowCompressor(object):
     ``cancelled()`` is honoured only before the commit.
     """
 
-    def __init__(self, fd, size, state, level, threads, checkpoint, commit=None, cancelled=None,
-                 precommit_limit=None, interval_blocks=8, block_size=BLOCK_SIZE):
+    def __init__(self, fd: int, size: int, state: WindowState, level: int, threads: int,
+                 checkpoint: Callable[[WindowState], None], commit: Callable[[WindowState], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None, precommit_limit: int | None = None,
+                 interval_blocks: int = 8, block_size: int = BLOCK_SIZE) -> None:
         self.fd = fd
         self.size = size
         self.state = state
@@ -121,17 +126,17 @@ class WindowCompressor(object):
         self.checkpoints = 0
 
     @property
-    def committed(self):
+    def committed(self) -> bool:
         return self.commit is None
 
     # -- the pipeline -----------------------------------------------------
 
-    def run(self):
+    def run(self) -> WindowState:
         """Compress to the end, write everything, checkpoint ``complete``."""
         state = self.state
         offset = state.read
         dictionary = state.dictionary
-        in_flight = deque()
+        in_flight: deque[tuple[Future[bytes], bytes, bool]] = deque()
         blocks_since = 0
         pool = ThreadPoolExecutor(max_workers=self.threads)
         try:
@@ -174,7 +179,7 @@ class WindowCompressor(object):
         self._checkpoint()
         return state
 
-    def _read(self, offset):
+    def _read(self, offset: int) -> bytes:
         if (offset // self.block_size) % (_READ_AHEAD // self.block_size) == 0:
             try:
                 os.posix_fadvise(self.fd, offset + _READ_AHEAD, _READ_AHEAD, os.POSIX_FADV_WILLNEED)
@@ -190,7 +195,7 @@ class WindowCompressor(object):
             block += more
         return block
 
-    def _append(self, out, block, last):
+    def _append(self, out: bytes, block: bytes, last: bool) -> None:
         state = self.state
         state.crc32 = zlib.crc32(block, state.crc32)
         state.read += len(block)
@@ -203,7 +208,7 @@ class WindowCompressor(object):
 
     # -- before the first write -------------------------------------------
 
-    def _maybe_commit(self):
+    def _maybe_commit(self) -> None:
         state = self.state
         remaining = self.size - state.read
         need = worst_growth(remaining, self.block_size) + MIN_GAP + (TRAILER_SIZE if remaining else 0)
@@ -222,7 +227,7 @@ class WindowCompressor(object):
 
     # -- after it ---------------------------------------------------------
 
-    def _cycle(self):
+    def _cycle(self) -> None:
         """fdatasync, checkpoint, then write what may be written."""
         state = self.state
         os.fdatasync(self.fd)
@@ -235,11 +240,11 @@ class WindowCompressor(object):
             bound = state.marks[0][1]
         self._write_until(bound)
 
-    def _checkpoint(self):
+    def _checkpoint(self) -> None:
         self.checkpoint(self.state)
         self.checkpoints += 1
 
-    def _write_until(self, bound):
+    def _write_until(self, bound: int) -> None:
         state = self.state
         count = min(len(state.pending), bound - state.written)
         if count <= 0:
@@ -254,7 +259,7 @@ class WindowCompressor(object):
         del state.pending[:count]
 
 
-def finish(fd, state, size, atime_ns, mtime_ns):
+def finish(fd: int, state: WindowState, size: int, atime_ns: int, mtime_ns: int) -> None:
     """Truncate to the stream, restore the times, fsync, read the whole result back."""
     os.ftruncate(fd, state.written)
     os.utime(fd, ns=(atime_ns, mtime_ns))
@@ -262,7 +267,7 @@ def finish(fd, state, size, atime_ns, mtime_ns):
     verify_file(fd, state.written, state.output_crc32, state.crc32, size)
 
 
-def verify_file(fd, compressed_size, output_crc32, crc32, size):
+def verify_file(fd: int, compressed_size: int, output_crc32: int, crc32: int, size: int) -> None:
     """The file is the expected member: its own CRC-32, and what it inflates to."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     stored_crc = 0

@@ -20,6 +20,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import base64
 import struct
+from typing import Any, Iterable
 
 from .gzip_member import BLOCK_SIZE, GZIP_MAGIC
 
@@ -49,16 +50,16 @@ PHASE_COMPRESSING = 'compressing'
 PHASE_COMPLETE = 'complete'
 
 
-def worst_growth(remaining, block_size=BLOCK_SIZE):
+def worst_growth(remaining: int, block_size: int = BLOCK_SIZE) -> int:
     """Most the output of ``remaining`` more input bytes can exceed them by."""
     return -(-remaining // block_size) * growth_per_block(block_size)
 
 
-def growth_per_block(block_size):
+def growth_per_block(block_size: int) -> int:
     return (block_size >> 12) + (block_size >> 14) + 64
 
 
-def window_header(name, mtime, level, size, ino, block_size=BLOCK_SIZE):
+def window_header(name: bytes, mtime: float, level: int, size: int, ino: int, block_size: int = BLOCK_SIZE) -> bytes:
     """The gzip header (with the CW extra field and the original name)."""
     flags = _FLAG_FEXTRA | (_FLAG_FNAME if name else 0)
     extra_flags = 2 if level == 9 else (4 if level == 1 else 0)
@@ -71,7 +72,7 @@ def window_header(name, mtime, level, size, ino, block_size=BLOCK_SIZE):
     return header
 
 
-def set_first_write(stream, end):
+def set_first_write(stream: bytearray, end: int) -> None:
     """Record in the header (the start of ``stream``) where the first write ends."""
     stream[FIRST_WRITE_OFFSET:FIRST_WRITE_OFFSET + 8] = struct.pack('<Q', end)
 
@@ -79,7 +80,7 @@ def set_first_write(stream, end):
 class HeaderInfo(object):
     __slots__ = ('length', 'block_size', 'size', 'ino', 'first_write', 'mtime')
 
-    def __init__(self, length, block_size, size, ino, first_write, mtime):
+    def __init__(self, length: int, block_size: int, size: int, ino: int, first_write: int, mtime: int) -> None:
         self.length = length
         self.block_size = block_size
         self.size = size
@@ -88,7 +89,7 @@ class HeaderInfo(object):
         self.mtime = mtime
 
 
-def parse_window_header(data):
+def parse_window_header(data: bytes) -> HeaderInfo | None:
     """HeaderInfo when ``data`` starts with a window header, else None."""
     if len(data) < 12 or data[:2] != GZIP_MAGIC or data[2] != 8 or not data[3] & _FLAG_FEXTRA:
         return None
@@ -120,7 +121,7 @@ def parse_window_header(data):
     return HeaderInfo(offset, info[0], info[1], info[2], info[3], mtime)
 
 
-def _b64(data):
+def _b64(data: bytes | bytearray) -> str:
     return base64.b64encode(bytes(data)).decode('ascii')
 
 
@@ -136,8 +137,9 @@ class WindowState(object):
 
     FIELDS = ('read', 'written', 'crc32', 'output_crc32', 'synced_input', 'phase')
 
-    def __init__(self, read=0, written=0, crc32=0, output_crc32=0, dictionary=b'', pending=b'',
-                 marks=(), synced_input=0, phase=PHASE_COMPRESSING):
+    def __init__(self, read: int = 0, written: int = 0, crc32: int = 0, output_crc32: int = 0,
+                 dictionary: bytes = b'', pending: bytes = b'', marks: Iterable[Iterable[int]] = (),
+                 synced_input: int = 0, phase: str = PHASE_COMPRESSING) -> None:
         self.read = read
         self.written = written
         self.crc32 = crc32
@@ -149,22 +151,22 @@ class WindowState(object):
         self.phase = phase
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         """Bytes of the stream produced so far (written or pending)."""
         return self.written + len(self.pending)
 
-    def as_manifest(self):
+    def as_manifest(self) -> dict[str, Any]:
         fields = dict((name, getattr(self, name)) for name in self.FIELDS)
         fields.update(dictionary=_b64(self.dictionary), pending=_b64(self.pending),
                       marks=[list(mark) for mark in self.marks])
         return fields
 
     @classmethod
-    def from_manifest(cls, manifest):
+    def from_manifest(cls, manifest: dict[str, Any]) -> WindowState:
         fields = dict((name, manifest[name]) for name in cls.FIELDS)
         return cls(dictionary=base64.b64decode(manifest['dictionary']),
                    pending=base64.b64decode(manifest['pending']), marks=manifest['marks'], **fields)
 
-    def journal_bytes(self):
+    def journal_bytes(self) -> int:
         """About what one checkpoint of this state takes in the journal."""
         return (len(self.pending) + len(self.dictionary)) * 4 // 3 + 64 * len(self.marks) + 4096

@@ -28,6 +28,7 @@ import errno
 import os
 import time
 import zlib
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import codes
 from .gzip_member import BLOCK_SIZE, Cancelled
@@ -41,6 +42,12 @@ from .window_format import KIND, PROOF_SPAN, WindowState, window_header
 from .window_fs import unsuitable
 from .window_salvage import SalvageError, read_checkpoint
 
+if TYPE_CHECKING:
+    from .discovery import Candidate
+    from .file_job import FileCompressor, Skip
+    from .journal import Journal, JournalEntry
+    from .safe_fs import OpenFile
+
 WINDOW = 'window'
 STRATEGY_AUTO = 'auto'
 STRATEGY_COPY = 'copy'
@@ -50,7 +57,7 @@ MAX_INTERVAL_BLOCKS = 8
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-def _skip(reason, detail, **extra):
+def _skip(reason: str, detail: str, **extra: Any) -> Skip:
     from .file_job import Skip  # file_job calls into this module: import when needed
     return Skip(reason, detail, **extra)
 
@@ -60,13 +67,14 @@ class WindowPlan(object):
 
     __slots__ = ('journal', 'interval_blocks', 'precommit_limit')
 
-    def __init__(self, journal, interval_blocks, precommit_limit):
+    def __init__(self, journal: Journal, interval_blocks: int, precommit_limit: int) -> None:
         self.journal = journal
         self.interval_blocks = interval_blocks
         self.precommit_limit = precommit_limit
 
 
-def plan(compressor, filesystem, st, fd, choice):
+def plan(compressor: FileCompressor, filesystem: dict[str, Any], st: os.stat_result, fd: int,
+         choice: JournalChoice | None) -> WindowPlan | None:
     """A WindowPlan when this file goes through the window, None for the copy strategies."""
     option = getattr(compressor.options, 'strategy', STRATEGY_AUTO) or STRATEGY_AUTO
     if option == STRATEGY_COPY or choice is None and option == STRATEGY_AUTO:
@@ -102,14 +110,15 @@ def plan(compressor, filesystem, st, fd, choice):
     return WindowPlan(choice.journal, interval, max(precommit, BLOCK_SIZE))
 
 
-def measure(compressor, candidate, filesystem, st, fd):
+def measure(compressor: FileCompressor, candidate: Candidate, filesystem: dict[str, Any], st: os.stat_result,
+            fd: int) -> dict[str, Any]:
     """Check mode: the real compressed size, as the copy strategies measure it; no journal cap applies."""
     result = compressor._measure(candidate, filesystem, st, fd, JournalChoice(None, st.st_size - 1, codes.NOT_SMALLER))
     result['strategy'] = WINDOW
     return result
 
 
-def lease_cancelled(lease):
+def lease_cancelled(lease: WriteLease | None) -> Callable[[], bool] | None:
     if lease is not None and lease.held:
         return lambda: lease.broken
     return None
@@ -118,14 +127,14 @@ def lease_cancelled(lease):
 class _Checkpoints(object):
     """Publishes the window's state as the manifest of its journal entry."""
 
-    def __init__(self, entry, fd, static):
+    def __init__(self, entry: JournalEntry, fd: int, static: dict[str, Any] | None) -> None:
         self.entry = entry
         self.fd = fd
         self.static = static
         self.peak_bytes = 0
         self._last_bytes = 0
 
-    def publish(self, state, **changes):
+    def publish(self, state: WindowState, **changes: Any) -> None:
         fields = state.as_manifest()
         fields['proof_crc32'] = zlib.crc32(os.pread(self.fd, PROOF_SPAN, state.read))
         fields.update(changes)
@@ -145,7 +154,8 @@ class _Checkpoints(object):
 class _Commit(object):
     """The last checks, the first checkpoint and the rename: called once, just before the first write."""
 
-    def __init__(self, candidate, st, dir_fd, fd, lease, checkpoints):
+    def __init__(self, candidate: Candidate, st: os.stat_result, dir_fd: int, fd: int, lease: WriteLease | None,
+                 checkpoints: _Checkpoints) -> None:
         self.candidate = candidate
         self.st = st
         self.dir_fd = dir_fd
@@ -155,7 +165,7 @@ class _Commit(object):
         self.done = False
         self.current = candidate.dest_name
 
-    def __call__(self, state):
+    def __call__(self, state: WindowState) -> None:
         candidate = self.candidate
         st = self.st
         now = os.fstat(self.fd)
@@ -180,7 +190,7 @@ class _Commit(object):
         self.done = True
 
 
-def _static_manifest(candidate, st, fd, level):
+def _static_manifest(candidate: Candidate, st: os.stat_result, fd: int, level: int) -> dict[str, Any]:
     # The whole original's CRC-32 is known only at the end: the content
     # proofs are the checkpoint's own (window_recovery.prove).
     manifest = capture(fd, st, None)
@@ -193,7 +203,8 @@ def _static_manifest(candidate, st, fd, level):
     return manifest
 
 
-def compress(compressor, candidate, st, dir_fd, original, window_plan, lease):
+def compress(compressor: FileCompressor, candidate: Candidate, st: os.stat_result, dir_fd: int, original: OpenFile,
+             window_plan: WindowPlan, lease: WriteLease | None) -> dict[str, Any]:
     """Compress the open file into itself; returns the result fields."""
     fd = original.fd
     options = compressor.options
@@ -235,7 +246,8 @@ def compress(compressor, candidate, st, dir_fd, original, window_plan, lease):
             'bytes_saved': st.st_blocks * 512 - after.st_blocks * 512, 'strategy': WINDOW}
 
 
-def salvage(compressor, candidate, st, dir_fd, original):
+def salvage(compressor: FileCompressor, candidate: Candidate, st: os.stat_result, dir_fd: int,
+            original: OpenFile) -> dict[str, Any] | None:
     """Finish a window file whose journal is gone, from the file alone; None if it is not one."""
     fd = original.fd
     try:

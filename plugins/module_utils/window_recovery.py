@@ -35,6 +35,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import os
 import zlib
+from typing import TYPE_CHECKING, Any
 
 from . import codes
 from .gzip_member import VerificationError
@@ -45,8 +46,13 @@ from .sysinfo import usable_cpus
 from .window import WindowCompressor, finish
 from .window_format import PHASE_COMPLETE, PROOF_SPAN, WindowState
 
+if TYPE_CHECKING:
+    from .journal import JournalEntry
+    from .recovery_common import RecoveryContext
+    from .results import FileResult
 
-def keep(entry, reason, why):
+
+def keep(entry: JournalEntry, reason: str, why: str) -> FileResult:
     """Touch nothing, keep the checkpoint, and say what the file holds."""
     manifest = entry.manifest
     return result(entry, codes.FAILED, reason, '%s; nothing was written. The checkpoint of the in-place compression '
@@ -56,7 +62,7 @@ def keep(entry, reason, why):
                   strategy='window')
 
 
-def prove(fd, manifest, state):
+def prove(fd: int, manifest: dict[str, Any], state: WindowState) -> str | None:
     """Why ``fd`` is not the file the checkpoint describes, or None when it is."""
     if not same_inode(fd, manifest):
         return 'another inode (a new file that reused the number, or another filesystem)'
@@ -77,7 +83,7 @@ def prove(fd, manifest, state):
     return None
 
 
-def _names_of_inode(dir_fd, manifest):
+def _names_of_inode(dir_fd: int, manifest: dict[str, Any]) -> list[str]:
     names = []
     for name in (manifest.get('current'), manifest['dest'], manifest['name']):
         st = stat_nofollow(dir_fd, name) if name else None
@@ -86,7 +92,7 @@ def _names_of_inode(dir_fd, manifest):
     return names
 
 
-def recover(entry, context):
+def recover(entry: JournalEntry, context: RecoveryContext) -> FileResult | None:
     """Roll one window checkpoint forward (or drop it when nothing was written); a FileResult."""
     manifest = entry.manifest
     try:
@@ -104,7 +110,7 @@ def recover(entry, context):
         located.close()
 
 
-def _recover_in(entry, context, dir_fd, state):
+def _recover_in(entry: JournalEntry, context: RecoveryContext, dir_fd: int, state: WindowState) -> FileResult:
     manifest = entry.manifest
     names = _names_of_inode(dir_fd, manifest)
     if len(names) != 1:
@@ -152,10 +158,10 @@ def _recover_in(entry, context, dir_fd, state):
                      bytes_saved=max(0, manifest.get('allocated', 0) - after.st_blocks * 512))
 
 
-def _finish_from(entry, state, fd):
+def _finish_from(entry: JournalEntry, state: WindowState, fd: int) -> None:
     manifest = entry.manifest
 
-    def checkpoint(current):
+    def checkpoint(current: WindowState) -> None:
         fields = current.as_manifest()
         fields['proof_crc32'] = zlib.crc32(os.pread(fd, PROOF_SPAN, current.read))
         entry.update(**fields)

@@ -28,9 +28,13 @@ from __future__ import absolute_import, annotations, division, print_function
 import os
 import struct
 import zlib
+from typing import TYPE_CHECKING, Any
 
 from .gzip_member import DICTIONARY_SIZE
 from .window_format import PHASE_COMPLETE, TRAILER_SIZE, WindowState, growth_per_block, parse_window_header
+
+if TYPE_CHECKING:
+    from .window_format import HeaderInfo
 
 SYNC_MARKER = b'\x00\x00\xff\xff'
 _EMPTY_FINAL_BLOCK = b'\x03\x00'
@@ -46,18 +50,18 @@ class Salvaged(object):
 
     __slots__ = ('info', 'state', 'complete')
 
-    def __init__(self, info, state, complete):
+    def __init__(self, info: HeaderInfo, state: WindowState, complete: bool) -> None:
         self.info = info
         self.state = state
         self.complete = complete
 
 
-def window_header_of(fd):
+def window_header_of(fd: int) -> HeaderInfo | None:
     """The HeaderInfo of a file being compressed into itself, or None."""
     return parse_window_header(os.pread(fd, _HEADER_READ, 0))
 
 
-def read_checkpoint(fd):
+def read_checkpoint(fd: int) -> Salvaged | None:
     """A Salvaged for a window file; None when the file is not one.
 
     Raises SalvageError when the file is one but cannot be finished.
@@ -85,14 +89,14 @@ def read_checkpoint(fd):
 class _Blocks(object):
     """Walks the compressed stream block by block."""
 
-    def __init__(self, fd, info, file_size):
+    def __init__(self, fd: int, info: HeaderInfo, file_size: int) -> None:
         self.fd = fd
         self.info = info
         self.file_size = file_size
         self.state = WindowState(read=0, written=info.length)
         self.state.output_crc32 = zlib.crc32(os.pread(fd, info.length, 0))
 
-    def next_block(self):
+    def next_block(self) -> bool:
         """Decode one block; False at the first one that does not decode."""
         info = self.info
         state = self.state
@@ -125,7 +129,7 @@ class _Blocks(object):
         return True
 
 
-def _find_end(inflater, data, expected, last):
+def _find_end(inflater: Any, data: bytes, expected: int, last: bool) -> tuple[int, bytes] | None:
     """(end offset in ``data``, the block) where a block of ``expected`` bytes ends, or None."""
     parts = []
     produced = 0
@@ -155,7 +159,7 @@ def _find_end(inflater, data, expected, last):
     return None
 
 
-def _at_block_boundary(inflater):
+def _at_block_boundary(inflater: Any) -> bool:
     probe = inflater.copy()
     try:
         extra = probe.decompress(_EMPTY_FINAL_BLOCK)
@@ -164,7 +168,7 @@ def _at_block_boundary(inflater):
     return probe.eof and not extra and not probe.unused_data
 
 
-def _decode(fd, info, file_size):
+def _decode(fd: int, info: HeaderInfo, file_size: int) -> tuple[WindowState, bool]:
     blocks = _Blocks(fd, info, file_size)
     state = blocks.state
     while state.read < info.size and blocks.next_block():
