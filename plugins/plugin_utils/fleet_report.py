@@ -13,6 +13,7 @@ notice.  A pure function, used by the ``fleet_report`` filter and the
 from __future__ import annotations
 
 import datetime
+from typing import Any, Callable, Iterable, Mapping
 
 from ansible.module_utils.common.text.formatters import bytes_to_human
 
@@ -37,7 +38,7 @@ SUMMED = (
     for kind in ('live_files', 'deleted_files') for count in ('count', 'bytes_saved', 'would', 'would_save'))
 
 
-def open_files_line(totals, check_mode, human=bytes_to_human):
+def open_files_line(totals: Mapping[str, Any], check_mode: bool, human: Callable[[Any], str] = bytes_to_human) -> str:
     """``live files: 2 cut, saved 1.00 GB; deleted files: 1 reclaimed, saved 2.00 GB``, or '' when none."""
     parts = []
     for kind, noun, verb in (('live_files', 'live files', 'cut'), ('deleted_files', 'deleted files', 'reclaimed')):
@@ -51,11 +52,11 @@ def open_files_line(totals, check_mode, human=bytes_to_human):
     return '; '.join(parts)
 
 
-def utc_now():
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def total_line(totals, check_mode, human=bytes_to_human):
+def total_line(totals: Mapping[str, Any], check_mode: bool, human: Callable[[Any], str] = bytes_to_human) -> str:
     """``fleet: 4 hosts (healthy 1, full 3); would compress 6 files, saving about 35.38 MB; ...``."""
     statuses = ', '.join('%s %d' % pair for pair in totals['statuses'].items())
     if check_mode:
@@ -69,7 +70,8 @@ def total_line(totals, check_mode, human=bytes_to_human):
         totals['hosts'], statuses, work, totals['still_full_filesystems'], totals['failures'])
 
 
-def fleet_report(summaries, hosts, title, generated=None, human=bytes_to_human):
+def fleet_report(summaries: Mapping[str, dict[str, Any] | None], hosts: Iterable[str], title: str,
+                 generated: str | None = None, human: Callable[[Any], str] = bytes_to_human) -> dict[str, Any]:
     """The report of ``hosts`` (each once, sorted) from ``summaries`` (host -> summary or None).
 
     A host without a summary gets the status ``no_result``.  Returns

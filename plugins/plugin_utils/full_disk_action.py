@@ -16,6 +16,8 @@ write to, so pointing ``TMPDIR`` there costs nothing where it does not help.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -30,7 +32,7 @@ class FullDiskActionBase(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
 
@@ -44,7 +46,7 @@ class FullDiskActionBase(ActionBase):
         ))
         return result
 
-    def _force_pipelining(self):
+    def _force_pipelining(self) -> None:
         if not self._connection.has_pipelining:
             return
         try:
@@ -58,7 +60,7 @@ class FullDiskActionBase(ActionBase):
                 'on a host whose home directory is full the module may fail to start'
             )
 
-    def _prepend_ram_tmpdir(self):
+    def _prepend_ram_tmpdir(self) -> None:
         # Prepended, not appended: a TMPDIR the user set on the task still wins.
         environments = self._task.environment or []
         if not isinstance(environments, list):

@@ -11,6 +11,8 @@ notice.  A pure function of what ``fleet_report.fleet_report`` returns.
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
 from ansible.module_utils.common.text.formatters import bytes_to_human
 
 HOST_COLUMNS = ('Host', 'Status', 'Full before', 'Still full', 'Files compressed', 'Bytes saved', 'Would compress',
@@ -20,27 +22,27 @@ FILESYSTEM_COLUMNS = ('Filesystem', 'Type', 'Full by', 'Avail before', 'Avail af
                       'Would compress', 'Would save', 'Skipped', 'Failed', 'Note')
 
 
-def size(value, human=bytes_to_human):
+def size(value: int | None, human: Callable[[Any], str] = bytes_to_human) -> str:
     return '-' if value is None else human(value)
 
 
-def cell(value):
+def cell(value: object) -> str:
     """Text safe in a table cell."""
     return ('' if value is None else str(value)).replace('|', '\\|').replace('\n', ' ')
 
 
-def row(values):
+def row(values: Iterable[object]) -> str:
     return '| ' + ' | '.join(str(value) for value in values) + ' |'
 
 
-def header(columns, numeric_from):
+def header(columns: Sequence[str], numeric_from: int) -> list[str]:
     """The header and alignment lines; columns from ``numeric_from`` on are right-aligned."""
     align = ['---' if index < numeric_from or column in ('Note', 'Summary') else '---:'
              for index, column in enumerate(columns)]
     return [row(columns), '|' + '|'.join(align) + '|']
 
 
-def _fleet_total(totals):
+def _fleet_total(totals: Mapping[str, Any]) -> list[str]:
     statuses = list(totals['statuses'].items())
     columns = ['Hosts'] + [status for status, dummy in statuses] + [
         'Full filesystems', 'Still full', 'Files compressed', 'Bytes saved', 'Would compress', 'Would save', 'Skipped',
@@ -59,7 +61,7 @@ def _fleet_total(totals):
     return lines
 
 
-def _hosts_table(hosts):
+def _hosts_table(hosts: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = ['## Hosts', ''] + header(HOST_COLUMNS, 4)
     for host, s in hosts.items():
         lines.append(row([cell(host), s['status'], cell(', '.join(s['full'])), cell(', '.join(s['still_full'])),
@@ -68,7 +70,7 @@ def _hosts_table(hosts):
     return lines + ['']
 
 
-def _filesystems_table(s):
+def _filesystems_table(s: Mapping[str, Any]) -> list[str]:
     lines = header(FILESYSTEM_COLUMNS, 3)
     for fs in s['filesystems']:
         before, after = fs['before'] or {}, fs['after']
@@ -86,13 +88,14 @@ def _filesystems_table(s):
     return lines + ['']
 
 
-def _files_table(columns, files, values):
+def _files_table(columns: Sequence[str], files: Iterable[Mapping[str, Any]],
+                 values: Callable[[Mapping[str, Any]], list[object]]) -> list[str]:
     lines = header(columns, 1)
     lines.extend(row(values(f)) for f in files)
     return lines + ['']
 
 
-def _host_section(host, s):
+def _host_section(host: str, s: Mapping[str, Any]) -> list[str]:
     lines = ['## %s: %s' % (host, s['status']), '', s['msg'], '']
     if s['filesystems']:
         lines += _filesystems_table(s)
@@ -117,7 +120,7 @@ def _host_section(host, s):
     return lines
 
 
-def markdown_report(report):
+def markdown_report(report: Mapping[str, Any]) -> str:
     """The Markdown text of ``report`` (see fleet_report.fleet_report)."""
     note = ' in check mode: nothing was changed, sizes saved are estimates' if report['check_mode'] else ''
     lines = ['# %s' % report['title'], '', 'Generated %s%s.' % (report['generated'], note), '']
