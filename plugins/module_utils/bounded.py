@@ -35,8 +35,8 @@ class _Call(object):
         self.function = function
         self.args = args
         self.done = threading.Event()
-        self.value = None
-        self.error = None
+        self.value: Any = None
+        self.error: BaseException | None = None
 
 
 class _Worker(object):

@@ -61,6 +61,10 @@ def _owner_name(uid: int) -> str:
 class Journal(object):
     """One journal directory (``<base>/<name>``, by default this user's), opened safely."""
 
+    # Set by JournalSet once opened (declared only: no class attribute, getattr defaults still apply).
+    ram_backed: bool
+    device: int
+
     def __init__(self, base_dir: str, name: str | None = None) -> None:
         self.base_dir = base_dir
         self.name = name or journal_dir_name()

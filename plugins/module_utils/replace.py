@@ -40,7 +40,7 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 class NotStarted(CmemgzipError):
     """The replacement failed before its first change to the file."""
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: OSError) -> None:
         super(NotStarted, self).__init__(str(error))
         self.error = error
 
@@ -57,7 +57,7 @@ class Incomplete(ReplaceIncomplete):
     name or a sync is missing).
     """
 
-    def __init__(self, what: str, error: BaseException | None, current: str, state: str) -> None:
+    def __init__(self, what: str, error: OSError | None, current: str, state: str) -> None:
         super(Incomplete, self).__init__(what, error, original_gone=state != 'untouched')
         self.current = current
         self.state = state

@@ -100,7 +100,7 @@ def rescue(measure: Measure, roots: Sequence[str], options_for: Callable[[list[s
     and it is space nothing else can reach - then the roots are compressed
     until target_free, which counts what the reclaim gave back.
     """
-    record = {'check_mode': check_mode, 'thresholds': thresholds or {}, 'runs': []}
+    record: dict[str, Any] = {'check_mode': check_mode, 'thresholds': thresholds or {}, 'runs': []}
     try:
         measured = measure(paths=roots)
     except (CmemgzipError, OSError, ValueError) as exc:

@@ -13,7 +13,7 @@ summary with ``open_files_summary`` and their segments to its one line with
 
 from __future__ import absolute_import, annotations, division, print_function
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from . import codes
 
@@ -51,7 +51,7 @@ def open_files_summary(tally: Tally, files: list[dict[str, Any]], max_files: int
     return result
 
 
-def message_parts(summary: dict[str, Any], human: Callable[[int], str]) -> list[str]:
+def message_parts(summary: Mapping[str, Any], human: Callable[[int], str]) -> list[str]:
     """Segments of the host's one-line message, one per kind that has files."""
     parts = []
     for key, noun, verb in (('live_files', 'live file', 'cut'), ('deleted_files', 'deleted file', 'reclaimed')):

@@ -59,7 +59,7 @@ def cap_results(results: list[FileResult], limit: int | None) -> tuple[list[File
         return list(results), {'count': 0, 'by_reason': []}
     by_rank = sorted(range(len(results)), key=lambda index: (_rank(results[index]), index))
     listed = set(by_rank[:limit])
-    groups = {}
+    groups: dict[tuple[str | None, str | None], dict[str, Any]] = {}
     for index, result in enumerate(results):
         if index in listed:
             continue

@@ -61,7 +61,7 @@ class ReplaceIncomplete(CmemgzipError):
     the file had already lost its original content.
     """
 
-    def __init__(self, what: str, error: BaseException | None = None, original_gone: bool = True) -> None:
+    def __init__(self, what: str, error: OSError | None = None, original_gone: bool = True) -> None:
         reason = error.strerror if error is not None and error.strerror else error
         super(ReplaceIncomplete, self).__init__('%s: %s' % (what, reason) if error else what)
         self.what = what

@@ -151,7 +151,7 @@ class WriteLease(object):
     relies on its /proc scan alone.
     """
 
-    _broken_fds = set()
+    _broken_fds: set[str] = set()
     _handler_installed = False
 
     def __init__(self, open_file: OpenFile) -> None:

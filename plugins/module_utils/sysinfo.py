@@ -19,7 +19,7 @@ from __future__ import absolute_import, annotations, division, print_function
 
 import os
 import resource
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from .mounts import is_under, read_mountinfo
 from .results import printable
@@ -134,7 +134,7 @@ def cgroup_dirs(entries: Sequence[MountEntry], v1_controller: str,
     return [(version, mount, d) for version, mount, d in found if d is not None and os.path.isdir(d)]
 
 
-def _limit_ancestors(entries: Sequence[MountEntry], v1_controller: str, files: dict[str, tuple[str, ...]],
+def _limit_ancestors(entries: Sequence[MountEntry], v1_controller: str, files: Mapping[str, tuple[str, ...]],
                      proc_cgroup: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """``(version, directory, {name: text})`` from this cgroup up to its mount's root."""
     for version, mount, directory in cgroup_dirs(entries, v1_controller, proc_cgroup):

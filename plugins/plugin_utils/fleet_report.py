@@ -86,7 +86,7 @@ def fleet_report(summaries: Mapping[str, dict[str, Any] | None], hosts: Iterable
         if not summary:
             summary = failure_summary(host, codes.NO_RESULT, None, NO_SUMMARY)
         by_host[host] = summary
-    totals = {'hosts': len(by_host), 'statuses': {}}
+    totals: dict[str, Any] = {'hosts': len(by_host), 'statuses': {}}
     totals.update((name, 0) for name, dummy in SUMMED)
     for summary in by_host.values():
         totals['statuses'][summary['status']] = totals['statuses'].get(summary['status'], 0) + 1
