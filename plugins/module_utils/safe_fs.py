@@ -213,7 +213,7 @@ def syncfs(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def pwrite_all(fd, data, offset):
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     """Write all of ``data`` at ``offset`` (os.pwrite may write less than asked)."""
     view = memoryview(data)
     while view:
