@@ -17,7 +17,7 @@ abandoned (it is a daemon thread, and the kernel ends it with the process:
 these waits are killable) and the next call gets a fresh worker.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import threading
 from collections import deque

@@ -10,7 +10,7 @@ notice.  The engine, recovery, the filters and the tests import these names;
 a unit test checks that the modules' RETURN documents exactly these codes.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 # -- what happened to a file (files[].action) ---------------------------------
 

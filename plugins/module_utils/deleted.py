@@ -18,7 +18,7 @@ none writes - and writes ``NAME-deleted-pidPID-TIME.gz`` into ``save_dir``
 (default: the directory the file was in, when it still exists).
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import fnmatch
 import os

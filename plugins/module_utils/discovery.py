@@ -10,7 +10,7 @@ never touched.  Checks that need the file's content (magic bytes) or other
 processes (open files) come later.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import fnmatch

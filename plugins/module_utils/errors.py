@@ -11,7 +11,7 @@ nothing expected) around the engine, so that a problem becomes a clear
 ``fail_json`` message and never a traceback.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 
 class CmemgzipError(Exception):

@@ -15,7 +15,7 @@ within a few per cent of the real size on logs (within 2.5 % on the test
 fleet's logs, mostly above it).
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import os
 import zlib

@@ -22,7 +22,7 @@ writer's stall) and then lands at the new end.
   offsets stay, the range reads as zeros.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import ctypes
 import errno

@@ -5,7 +5,7 @@
 
 """Recognise already-compressed data by its magic bytes, not by its name."""
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 MAGIC_BYTES = (
     (b'\x1f\x8b', 'gzip'),

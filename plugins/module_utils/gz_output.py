@@ -17,7 +17,7 @@ copied from the journal, read back and compared (CRC-32 and size), and the
 file and its directory are fsynced.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import base64
 import errno

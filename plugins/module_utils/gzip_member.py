@@ -19,7 +19,7 @@ before the caller may touch the original.  Memory stays bounded by the number
 of blocks in flight; nothing of the input or output is kept beyond them.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import os
 import struct

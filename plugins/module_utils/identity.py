@@ -38,7 +38,7 @@ Recovery accepts any of the names the filesystem has now
 when only ``f_fsid`` can be read, and the other way round.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import array
 import fcntl

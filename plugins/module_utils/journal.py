@@ -13,7 +13,7 @@ complete, verified copy.  A data file without a
 manifest is an interrupted compression that never touched the original.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import json

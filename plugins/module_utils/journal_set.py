@@ -27,7 +27,7 @@ does, the one with the largest cap.  So a file larger than ``memory_limit``
 goes to ``spill_dir`` even while ``/dev/shm`` has room.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import fcntl

@@ -19,7 +19,7 @@ in time might be any of these.  Each refusal names pid, command
 and why.  The protocol itself is prefix.py.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os

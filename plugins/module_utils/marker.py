@@ -28,7 +28,7 @@ a filesystem without user xattrs (tmpfs before Linux 6.6) or without room
 for them gets no mark, and a non-root run cannot follow handles.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import ctypes
 import errno

@@ -10,7 +10,7 @@ notice.  Standard library only: the modules pass Ansible's ``human_to_bytes``
 in as ``to_bytes``.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import re
 from typing import Any, Callable, Mapping

@@ -20,7 +20,7 @@ super-block options.  Space, tab, newline and backslash in (4), (5) and (10)
 are escaped as ``\\040``, ``\\011``, ``\\012`` and ``\\134``.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import fnmatch
 import os

@@ -23,7 +23,7 @@ under a time limit (bounded.py): a process that cannot be read in time
 is reported in ``skipped`` and counted as unknown, never waited for.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import os
 import stat

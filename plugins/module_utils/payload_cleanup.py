@@ -37,7 +37,7 @@ there, and before the final ``rmdir`` the name is checked to still be the
 locked directory.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import fcntl

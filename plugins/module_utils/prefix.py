@@ -31,7 +31,7 @@ For a file whose holders only append (``O_APPEND``) or read:
 Recovery (prefix_recovery.py) reads the phase and the evidence recorded here.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os

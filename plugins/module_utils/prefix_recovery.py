@@ -30,7 +30,7 @@ freed       the .gz, when present, is a prefix of the journal     write the .gz 
 ==========  ====================================================  =====================================
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os

@@ -19,7 +19,7 @@ then every name of the inode in the directory gets the .gz suffix
 (``relabel``), so that no name holds the wrong kind of data.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os

@@ -38,7 +38,7 @@ The handler interface (see also /docs/how-it-works.md, "Recovery")::
   6. It catches its own OSErrors and returns a result that names the copy.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 

@@ -10,7 +10,7 @@ This is a private module_utils file of sre.cmemgzip: it may change without
 notice.  The interface for handlers is described in recovery.py.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os

@@ -27,7 +27,7 @@ and /proc scan), a writable filesystem, a journal copy that matches its
 manifest.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os

@@ -18,7 +18,7 @@ only complete copy is in a RAM journal the caller marks the inode
 (marker.py) so that a reboot in that window is not silent.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os

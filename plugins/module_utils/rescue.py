@@ -10,7 +10,7 @@ notice.  The ``rescue_host`` module calls ``rescue``; the role runs that
 module once per host, so a fleet costs one remote call per host.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 

@@ -11,7 +11,7 @@ summary with ``open_files_summary`` and their segments to its one line with
 ``message_parts``; the fleet report (plugin_utils) adds them up.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 

@@ -11,7 +11,7 @@ notice.  A pure function over a measurement (what ``usage.survey`` and the
 the host, the ``rescue_plan`` filter on the controller.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 from typing import Any
 

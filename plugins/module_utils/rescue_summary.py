@@ -17,7 +17,7 @@ Counts per action kind (``actions``) come from the files' own action codes,
 so a new kind of action is counted without a change here (``Tally``).
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 

@@ -16,7 +16,7 @@ then compressed files, then skips whose reason can be acted on, then the
 rest; within each, the order of the run.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 

@@ -21,7 +21,7 @@ owner, xattrs - ACLs and SELinux label among them - then mode, data, fsync,
 times).
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import array
 import base64

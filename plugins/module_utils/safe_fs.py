@@ -10,7 +10,7 @@ component with O_NOFOLLOW, so no symlink swapped in by another user can
 redirect a read, a write or a rename to another file.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import ctypes
 import errno

@@ -15,7 +15,7 @@ cgroup files found through the mount table (v2 ``cpu.max``, ``memory.max``,
 the way up from this process's cgroup to the root of its mount applies.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import os
 import resource

@@ -12,7 +12,7 @@ only reads.  ``os.statvfs`` is never called for excluded filesystems: a dead
 NFS server would hang it.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import glob
 import os

@@ -22,7 +22,7 @@ This is a private module_utils file of sre.cmemgzip: it may change without
 notice.
 """
 
-from __future__ import absolute_import, annotations, division, print_function
+from __future__ import annotations
 
 import errno
 import os
