@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from . import codes, falloc, gz_output
 from .file_job import Skip
-from .gzip_member import VerificationError
 from .journal_set import JournalSet
 from .live import refusals
 from .mounts import MountTable, exclusion_reason, is_under
 from .open_files import ProcScan, read_locks
-from .prefix import PrefixSaver, Target, Unfinished
+from .prefix import PrefixSaver, Target, record_outcome
 from .recovery import recover_journals
 from .results import FileResult
 from .safe_fs import open_dir_nofollow
@@ -149,14 +148,7 @@ class ReclaimRun(object):
         result = FileResult(found.former_path, None, original_size=found.st.st_size,
                             pids=[h.as_dict() for h in found.holders])
         result.update(allocated=found.st.st_blocks * 512, deleted=True)
-        try:
-            result.update(**self._reclaim(found))
-        except Skip as skip:
-            result.update(action=codes.SKIPPED, reason=skip.reason, detail=skip.detail, **skip.extra)
-        except Unfinished as exc:
-            result.update(action=codes.FAILED, reason=codes.OUTPUT_PENDING, detail=str(exc))
-        except (OSError, gz_output.OutputIncomplete, VerificationError) as exc:
-            result.update(action=codes.FAILED, reason=codes.ERROR, detail=str(exc))
+        record_outcome(result, lambda: self._reclaim(found))
         result.seconds = round(time.monotonic() - started, 3)
         return result
 

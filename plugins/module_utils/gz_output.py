@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import errno
 import os
-import stat
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -68,22 +67,6 @@ def _exists(dir_fd: int, name: str) -> bool:
             return False
         raise
     return True
-
-
-def metadata_of(fd: int) -> dict[str, Any]:
-    """Owner, group, mode and extended attributes of ``fd``, as a manifest records them."""
-    st = os.fstat(fd)
-    xattrs = {}
-    try:
-        names = os.listxattr(fd)
-    except OSError:
-        names = []
-    for attr in names:
-        try:
-            xattrs[attr] = base64.b64encode(os.getxattr(fd, attr)).decode('ascii')
-        except OSError:
-            continue
-    return {'uid': st.st_uid, 'gid': st.st_gid, 'mode': stat.S_IMODE(st.st_mode), 'xattrs': xattrs}
 
 
 def create(dir_fd: int, name: str) -> int:

@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from . import codes, falloc, gz_output
 from .file_job import Skip
 from .formats import LONGEST_MAGIC, compressed_format
-from .gzip_member import VerificationError
 from .open_files import ProcScan, command_name, read_locks
-from .prefix import PrefixSaver, Target, Unfinished
+from .prefix import PrefixSaver, Target, record_outcome
 from .results import FileResult
 from .safe_fs import open_dir_nofollow, open_regular
 
@@ -86,14 +85,7 @@ class LiveCompressor(object):
         started = time.monotonic()
         result = FileResult(candidate.path, None, original_size=candidate.st.st_size,
                             pids=[h.as_dict() for h in holders])
-        try:
-            result.update(**self._live(candidate, filesystem, holders, scan))
-        except Skip as skip:
-            result.update(action=codes.SKIPPED, reason=skip.reason, detail=skip.detail, **skip.extra)
-        except Unfinished as exc:
-            result.update(action=codes.FAILED, reason=codes.OUTPUT_PENDING, detail=str(exc))
-        except (OSError, gz_output.OutputIncomplete, VerificationError) as exc:
-            result.update(action=codes.FAILED, reason=codes.ERROR, detail=str(exc))
+        record_outcome(result, lambda: self._live(candidate, filesystem, holders, scan))
         result.seconds = round(time.monotonic() - started, 3)
         return result
 

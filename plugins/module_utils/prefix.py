@@ -36,25 +36,25 @@ from __future__ import annotations
 import errno
 import os
 import time
-import zlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import codes, falloc, gz_output
 from .file_job import Skip
 from .gzip_member import OutputLimitExceeded, VerificationError, compress_stream
-from .identity import entry_key, filesystem_id, inode_generation
+from .identity import crc_range, entry_key, filesystem_id, inode_generation
 from .journal import MANIFEST_VERSION
+from .rewrite import file_metadata
 
 if TYPE_CHECKING:
     from .gzip_member import GzipStats
     from .journal import JournalEntry
     from .journal_set import JournalChoice, JournalSet
+    from .results import FileResult
 
 PHASE_PREPARED = 'prepared'
 PHASE_FREEING = 'freeing'
 PHASE_FREED = 'freed'
 EVIDENCE_SPAN = 64 * 1024
-_CHUNK = 4 * 1024 * 1024
 
 
 class Target(object):
@@ -88,19 +88,6 @@ class _PrefixStat(object):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._st, name)
-
-
-def crc_range(fd: int, offset: int, length: int) -> tuple[int, int]:
-    """CRC-32 of ``length`` bytes at ``offset``, and how many could be read."""
-    crc = 0
-    done = 0
-    while done < length:
-        chunk = os.pread(fd, min(_CHUNK, length - done), offset + done)
-        if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        done += len(chunk)
-    return crc, done
 
 
 def plan(fd: int, methods: list[str]) -> tuple[int, int, int, os.stat_result]:
@@ -175,7 +162,7 @@ class PrefixSaver(object):
                 'crc32': stats.crc32, 'compressed_size': stats.output_size, 'compressed_crc32': stats.output_crc32,
                 'evidence_span': min(EVIDENCE_SPAN, end - start),
                 'head_crc32': crc_range(fd, start, min(EVIDENCE_SPAN, end - start))[0],
-                'out_dir': target.out_dir, 'dest': out_name, 'metadata': gz_output.metadata_of(fd),
+                'out_dir': target.out_dir, 'dest': out_name, 'metadata': file_metadata(fd),
                 'created': time.time(), 'pid': os.getpid(),
             })
             entry.commit(manifest)
@@ -239,6 +226,18 @@ class PrefixSaver(object):
 
 class Unfinished(Exception):
     """The range is freed but its .gz is not complete; the journal keeps the copy."""
+
+
+def record_outcome(result: FileResult, work: Callable[[], dict[str, Any]]) -> None:
+    """Update ``result`` with what ``work`` (a live cut or a reclaim) returns, or with why it stopped."""
+    try:
+        result.update(**work())
+    except Skip as skip:
+        result.update(action=codes.SKIPPED, reason=skip.reason, detail=skip.detail, **skip.extra)
+    except Unfinished as exc:
+        result.update(action=codes.FAILED, reason=codes.OUTPUT_PENDING, detail=str(exc))
+    except (OSError, gz_output.OutputIncomplete, VerificationError) as exc:
+        result.update(action=codes.FAILED, reason=codes.ERROR, detail=str(exc))
 
 
 class Unsupported(Exception):
