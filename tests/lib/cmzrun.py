@@ -146,6 +146,24 @@ def run_direct(args, tmpdir, check=False, timeout=300, module=MODULE_PYNAME):
 # Result helpers
 # --------------------------------------------------------------------------
 
+JOURNAL_SUBDIR = 'sre.cmemgzip'  # the module's directory inside journal_dir or spill_dir
+
+
+def journal_names(journal_dir):
+    """The names in the module's journal directory, sorted; [] when it does not exist."""
+    try:
+        return sorted(os.listdir(os.path.join(journal_dir, JOURNAL_SUBDIR)))
+    except FileNotFoundError:
+        return []
+
+
+def module_args(path, journal_dir, **extra):
+    """The cmemgzip arguments of the system tests: one path, level 1, no minimum size."""
+    args = {'path': [str(path)], 'journal_dir': journal_dir, 'min_size': 0, 'level': 1}
+    args.update(extra)
+    return args
+
+
 def short(result):
     """A compact rendering of a result for assertion messages."""
     r = {k: v for k, v in result.items() if k not in ('invocation',)}

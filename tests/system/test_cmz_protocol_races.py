@@ -20,23 +20,12 @@ import os
 
 import pytest
 
-from cmzrun import entries, run_direct, short
+from cmzrun import entries, journal_names, JOURNAL_SUBDIR, module_args, run_direct, short
 from faults import finish, spawn_injected, tracee, wait_in_syscall
 from fullfs import MiB, gunzip_sha256, log_bytes, sha256_bytes, sha256_file
 
-SUBDIR = 'sre.cmemgzip'
+SUBDIR = JOURNAL_SUBDIR
 HOLD = 'delay_enter=8000000:when=1'   # 8 s: ample for the test's one rename or link
-
-
-def _journal(journal_dir):
-    try:
-        return sorted(os.listdir(os.path.join(journal_dir, SUBDIR)))
-    except FileNotFoundError:
-        return []
-
-
-def _args(path, journal_dir):
-    return {'path': [str(path)], 'journal_dir': journal_dir, 'min_size': 0, 'level': 1}
 
 
 def _is_gzip(path):
@@ -58,7 +47,7 @@ def _held(fs_kind, fullfs, journal_dir, tmp_path, syscall, size=6 * MiB):
     data = log_bytes(size, seed=61)
     path = fs.write_file('app.log', data, mode=0o640)
     fs.fill()
-    process = spawn_injected(_args(path, journal_dir), '%s:%s' % (syscall, HOLD), str(tmp_path))
+    process = spawn_injected(module_args(path, journal_dir), '%s:%s' % (syscall, HOLD), str(tmp_path))
     pid = tracee(process)
     try:
         wait_in_syscall(pid, syscall)
@@ -87,7 +76,7 @@ def test_logrotate_renames_before_our_rename(fullfs, journal_dir, tmp_path):
     assert sha256_file(path) == sha256_bytes(fresh)
     assert not os.path.exists('%s.gz' % path)
     _assert_names_match_content(fs.data, result)
-    assert _journal(journal_dir) == []
+    assert journal_names(journal_dir) == []
 
 
 @pytest.mark.parametrize('kind', ['tmpfs', 'ext4'])
@@ -105,7 +94,7 @@ def test_hard_link_made_during_the_rewrite(kind, fullfs, journal_dir, tmp_path):
     assert os.stat(other).st_ino == os.stat(path).st_ino
     assert not os.path.exists('%s.gz' % path)
     _assert_names_match_content(fs.data, result)
-    assert _journal(journal_dir) == []
+    assert journal_names(journal_dir) == []
 
 
 @pytest.mark.parametrize('kind', ['ext4', 'btrfs'])
@@ -127,6 +116,6 @@ def test_renamed_during_the_rewrite(kind, fullfs, journal_dir, tmp_path):
         assert 'app.log.old.gz' in found[0]['detail']
         assert gunzip_sha256('%s.gz' % moved) == sha256_bytes(data)
     assert not os.path.exists(path) and not os.path.exists('%s.gz' % path)
-    assert _journal(journal_dir) == []
-    again = run_direct(_args(fs.data, journal_dir), str(tmp_path))
+    assert journal_names(journal_dir) == []
+    again = run_direct(module_args(fs.data, journal_dir), str(tmp_path))
     assert not again.get('failed'), short(again)

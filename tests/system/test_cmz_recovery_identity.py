@@ -22,25 +22,12 @@ import sys
 
 import pytest
 
-from cmzrun import entries, run_direct, short
+from cmzrun import entries, journal_names, JOURNAL_SUBDIR, module_args, run_direct, short
 from faults import renumber, run_injected
 from fullfs import MiB, gunzip_sha256, log_bytes, sha256_bytes, sha256_file
 
-SUBDIR = 'sre.cmemgzip'
+SUBDIR = JOURNAL_SUBDIR
 APPENDED = b''.join(b'2024-01-01T00:00:%02d appended line %d after the kill\n' % (i % 60, i) for i in range(2000))
-
-
-def _journal(journal_dir):
-    try:
-        return sorted(os.listdir(os.path.join(journal_dir, SUBDIR)))
-    except FileNotFoundError:
-        return []
-
-
-def _args(path, journal_dir, **extra):
-    args = {'path': [str(path)], 'journal_dir': journal_dir, 'min_size': 0, 'level': 1}
-    args.update(extra)
-    return args
 
 
 def _kill_at_rename(fs_kind, fullfs, journal_dir, tmp_path, size=6 * MiB, **mkfs):
@@ -49,9 +36,9 @@ def _kill_at_rename(fs_kind, fullfs, journal_dir, tmp_path, size=6 * MiB, **mkfs
     data = log_bytes(size, seed=81)
     path = fs.write_file('app.log', data, mode=0o640)
     fs.fill()
-    rc, result = run_injected(_args(path, journal_dir), 'renameat2:signal=SIGKILL:when=1', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'renameat2:signal=SIGKILL:when=1', str(tmp_path))
     assert result is None, 'the module should have been killed at its rename: %r' % (result,)
-    assert any(n.endswith('.json') for n in _journal(journal_dir)), _journal(journal_dir)
+    assert any(n.endswith('.json') for n in journal_names(journal_dir)), journal_names(journal_dir)
     assert sha256_file(path) == sha256_bytes(data), 'the kill came before the first destructive step'
     return fs, path, data
 
@@ -59,7 +46,7 @@ def _kill_at_rename(fs_kind, fullfs, journal_dir, tmp_path, size=6 * MiB, **mkfs
 def _other_path_run(fs, journal_dir, tmp_path):
     """A rerun on an unrelated path: recovery of every journal entry runs all the same."""
     other = fs.mnt / 'nothing-here'
-    return run_direct(_args(other, journal_dir), str(tmp_path))
+    return run_direct(module_args(other, journal_dir), str(tmp_path))
 
 
 @pytest.mark.parametrize('kind', ['tmpfs', 'ext4'])
@@ -78,10 +65,10 @@ def test_append_after_kill_before_first_destructive_step(kind, fullfs, journal_d
     recovered = entries(rerun, path=str(path))
     assert [e['reason'] for e in recovered] == ['rolled_back'], short(rerun)
     assert 'appended' in recovered[0]['detail']
-    assert _journal(journal_dir) == [], 'the stale copy should have been dropped'
+    assert journal_names(journal_dir) == [], 'the stale copy should have been dropped'
 
     # The next run compresses the whole file, appended lines included.
-    again = run_direct(_args(path, journal_dir), str(tmp_path))
+    again = run_direct(module_args(path, journal_dir), str(tmp_path))
     assert [e['action'] for e in entries(again, path=str(path))] == ['compressed'], short(again)
     assert gunzip_sha256('%s.gz' % path) == expected
 
@@ -93,7 +80,7 @@ def test_rename_refused_then_appended(fullfs, journal_dir, tmp_path):
     data = log_bytes(6 * MiB, seed=82)
     path = fs.write_file('app.log', data)
     fs.fill()
-    rc, result = run_injected(_args(path, journal_dir), 'renameat2:error=ENOSPC', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'renameat2:error=ENOSPC', str(tmp_path))
     assert result is not None and result['failed'], result
     assert [e['action'] for e in entries(result, path=str(path))] == ['failed'], short(result)
     with open(path, 'rb') as handle:
@@ -107,10 +94,10 @@ def test_rename_refused_then_appended(fullfs, journal_dir, tmp_path):
         assert sha256_file(path) == before, 'appended lines overwritten by recovery:\n' + short(rerun)
         found = entries(rerun, path=str(path))
         assert [(e['action'], e['reason']) for e in found] == [('failed', 'not_ours')], short(rerun)
-        kept = [n for n in _journal(journal_dir) if n.endswith('.gz')]
+        kept = [n for n in journal_names(journal_dir) if n.endswith('.gz')]
         assert len(kept) == 1 and kept[0] in found[0]['detail'], found[0]['detail']
     # A run on the file itself leaves it alone as well.
-    direct = run_direct(_args(path, journal_dir), str(tmp_path))
+    direct = run_direct(module_args(path, journal_dir), str(tmp_path))
     assert sha256_file(path) == before
     reasons = sorted(e['reason'] for e in entries(direct, path=str(path)))
     assert reasons == ['journal_pending', 'not_ours'], short(direct)
@@ -124,7 +111,7 @@ def test_inode_number_reused_after_broken_gz_deleted(fullfs, journal_dir, tmp_pa
     path = fs.write_file('app.log', data)
     fs.fill()
     ino = os.stat(path).st_ino
-    rc, result = run_injected(_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
     assert result is None
     gz = '%s.gz' % path
     assert os.stat(gz).st_ino == ino and os.path.getsize(gz) == len(data), 'killed inside the rewrite'
@@ -135,11 +122,11 @@ def test_inode_number_reused_after_broken_gz_deleted(fullfs, journal_dir, tmp_pa
     if os.stat(path).st_ino != ino:
         pytest.skip('ext4 did not reuse the inode number this time')
 
-    rerun = run_direct(_args(path, journal_dir), str(tmp_path))
+    rerun = run_direct(module_args(path, journal_dir), str(tmp_path))
     assert sha256_file(path) == sha256_bytes(new_data), 'the new file was overwritten:\n' + short(rerun)
     found = [e for e in rerun['files'] if e['reason'] in ('not_ours', 'journal_orphaned')]
     assert len(found) == 1 and found[0]['action'] == 'failed', short(rerun)
-    copy = [n for n in _journal(journal_dir) if n.endswith('.gz')]
+    copy = [n for n in journal_names(journal_dir) if n.endswith('.gz')]
     assert len(copy) == 1 and copy[0] in found[0]['detail']
     assert gunzip_sha256(os.path.join(journal_dir, SUBDIR, copy[0])) == sha256_bytes(data), \
         'the kept copy is the only one left of the original'
@@ -154,7 +141,7 @@ def test_reboot_renumbering_the_loop_device_keeps_the_entry(kind, fullfs, journa
     data = log_bytes(32 * MiB, seed=84)  # about 5 MiB at level 1: more than one 4 MiB pwrite
     path = fs.write_file('app.log', data)
     fs.fill()
-    rc, result = run_injected(_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
     assert result is None
     old_dev = os.stat(fs.mnt).st_dev
     renumber(fs)
@@ -164,7 +151,7 @@ def test_reboot_renumbering_the_loop_device_keeps_the_entry(kind, fullfs, journa
     found = entries(rerun, path=str(path))
     assert [(e['action'], e['reason']) for e in found] == [('recovered', 'finished')], short(rerun)
     assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
-    assert _journal(journal_dir) == []
+    assert journal_names(journal_dir) == []
 
 
 def test_filesystem_gone_is_reported_once_and_kept(fullfs, journal_dir, tmp_path):
@@ -172,19 +159,19 @@ def test_filesystem_gone_is_reported_once_and_kept(fullfs, journal_dir, tmp_path
     mount_point = str(fs.mnt)
     subprocess.run(['umount', mount_point], check=True)
     fs.mounted = False
-    kept = _journal(journal_dir)
+    kept = journal_names(journal_dir)
 
-    first = run_direct(_args('/nonexistent-cmz', journal_dir), str(tmp_path))
+    first = run_direct(module_args('/nonexistent-cmz', journal_dir), str(tmp_path))
     gone = [e for e in first['files'] if e['reason'] == 'filesystem_gone']
     assert len(gone) == 1 and gone[0]['action'] == 'skipped', short(first)
     assert not first.get('failed'), short(first)
     assert [n for n in kept if n.endswith('.gz')][0] in gone[0]['detail']
 
-    second = run_direct(_args('/nonexistent-cmz', journal_dir), str(tmp_path))
+    second = run_direct(module_args('/nonexistent-cmz', journal_dir), str(tmp_path))
     assert not second.get('failed')
     assert [e for e in second['files'] if e['reason'] == 'filesystem_gone'] == [], 'reported once only'
     assert any(str(path) in note and 'kept at' in note for note in second['journal']['notes']), short(second)
-    assert _journal(journal_dir) == kept, 'the copy stays for a human'
+    assert journal_names(journal_dir) == kept, 'the copy stays for a human'
 
     subprocess.run(['mount', '-t', 'ext4', fs.dev, mount_point], check=True)
     fs.mounted = True
@@ -200,7 +187,7 @@ def test_recovery_waits_for_a_holder_of_the_interrupted_file(fullfs, journal_dir
     data = log_bytes(32 * MiB, seed=85)
     path = fs.write_file('app.log', data)
     fs.fill()
-    rc, result = run_injected(_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
     assert result is None
     gz = '%s.gz' % path
     before = sha256_file(gz)
@@ -233,11 +220,11 @@ def test_rollback_needs_no_claim_while_the_writer_appends(fullfs, journal_dir, t
                               stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == 'ready'
-        rerun = run_direct(_args(path, journal_dir), str(tmp_path))
+        rerun = run_direct(module_args(path, journal_dir), str(tmp_path))
         reasons = [(e['action'], e['reason']) for e in entries(rerun, path=str(path))]
         assert reasons == [('recovered', 'rolled_back'), ('skipped', 'open')], short(rerun)
         assert sha256_file(path) == sha256_bytes(data + APPENDED)
-        assert _journal(journal_dir) == []
+        assert journal_names(journal_dir) == []
     finally:
         writer.kill()
         writer.wait()

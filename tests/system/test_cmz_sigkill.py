@@ -26,25 +26,18 @@ import time
 
 import pytest
 
-from cmzrun import entries, run_direct, short, spawn_direct
+from cmzrun import entries, journal_names, JOURNAL_SUBDIR, run_direct, short, spawn_direct
 from fullfs import (IN_CREATE, IN_MOVED_TO, Inotify, MiB, gunzip_sha256, log_bytes, sha256_bytes,
                     sha256_file)
 
 KILL_MIB = int(os.environ.get('CMZ_IT_KILL_MIB', '64'))
 SEED = int(os.environ.get('CMZ_IT_SEED', str(int(time.time()) % 100000)))
-SUBDIR = 'sre.cmemgzip'
+SUBDIR = JOURNAL_SUBDIR
 MTIME_NS = 1_600_000_000_444_555_666
 
 # Seconds from start to the first manifest, measured by the first test and
 # used to aim the random kills.
 _timing = {}
-
-
-def _journal_names(journal):
-    try:
-        return sorted(os.listdir(os.path.join(journal, SUBDIR)))
-    except FileNotFoundError:
-        return []
 
 
 def _setup(fullfs, journal_dir):
@@ -92,7 +85,7 @@ def _check_after_rerun(fs, f, original_sha, journal_dir, manifest_at_kill, tmp_p
         assert gunzip_sha256(f'{f}.gz') == original_sha, 'bytes lost in huge.log.gz'
     else:
         assert sha256_file(f) == original_sha, 'bytes lost in huge.log'
-    assert _journal_names(journal_dir) == [], 'journal not cleaned after recovery'
+    assert journal_names(journal_dir) == [], 'journal not cleaned after recovery'
     return rerun
 
 
@@ -120,7 +113,7 @@ def test_sigkill_when_manifest_appears(fullfs, journal_dir, tmp_path):
         watch.close()
         if p is not None and p.poll() is None:
             _kill(p)
-    left = _journal_names(journal_dir)
+    left = journal_names(journal_dir)
     assert any(n.endswith('.json') for n in left), f'killed at the manifest, but the journal holds {left}'
     _check_after_rerun(fs, f, original_sha, journal_dir, True, tmp_path)
 
@@ -155,7 +148,7 @@ def test_sigkill_at_random_instant(phase, fullfs, journal_dir, tmp_path):
         watch.close()
         if p.poll() is None:
             _kill(p)
-    manifest_at_kill = any(n.endswith('.json') for n in _journal_names(journal_dir))
+    manifest_at_kill = any(n.endswith('.json') for n in journal_names(journal_dir))
     info = (f'seed={SEED} phase={phase} delay={delay:.3f}s finished={finished} '
             f'manifest_at_kill={manifest_at_kill} elapsed={time.monotonic() - t0:.3f}s')
     print(info)

@@ -22,28 +22,15 @@ import time
 
 import pytest
 
-from cmzrun import entries, run_direct, short
+from cmzrun import entries, journal_names, JOURNAL_SUBDIR, module_args, run_direct, short
 from faults import finish, run_injected, spawn_injected
 from fullfs import MiB, gunzip_sha256, log_bytes, sha256_bytes, sha256_file
 
-SUBDIR = 'sre.cmemgzip'
+SUBDIR = JOURNAL_SUBDIR
 MARKER = 'user.cmemgzip'
 # The role's way to look at a directory: rotated names, .gz names excluded.
 ROLE_LIKE = {'recurse': True, 'patterns': ['*.log', '*.log.[0-9]*', '*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]'],
              'excludes': ['*.gz']}
-
-
-def _journal(journal_dir):
-    try:
-        return sorted(os.listdir(os.path.join(journal_dir, SUBDIR)))
-    except FileNotFoundError:
-        return []
-
-
-def _args(path, journal_dir, **extra):
-    args = {'path': [str(path)], 'journal_dir': journal_dir, 'min_size': 0, 'level': 1}
-    args.update(extra)
-    return args
 
 
 def _marker(path):
@@ -60,19 +47,19 @@ def test_eio_on_directory_fsync_after_rename_says_where_the_file_is(fullfs, jour
     data = log_bytes(8 * MiB, seed=71)
     path = fs.write_file('app.log', data)
     fs.fill()
-    rc, result = run_injected(_args(path, journal_dir), 'fsync:error=EIO:when=4', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'fsync:error=EIO:when=4', str(tmp_path))
     assert result is not None, rc
     found = entries(result, path=str(path))
     assert [(e['action'], e['reason']) for e in found] == [('failed', 'rewrite_incomplete')], short(result)
     detail = found[0]['detail']
     assert 'Input/output error' in detail and 'the file is now %s.gz' % path in detail, detail
-    copy = [n for n in _journal(journal_dir) if n.endswith('.gz')]
+    copy = [n for n in journal_names(journal_dir) if n.endswith('.gz')]
     assert len(copy) == 1 and os.path.join(journal_dir, SUBDIR, copy[0]) in detail, detail
 
-    rerun = run_direct(_args(path, journal_dir), str(tmp_path))
+    rerun = run_direct(module_args(path, journal_dir), str(tmp_path))
     assert [e['reason'] for e in entries(rerun, path=str(path), action='recovered')] == ['finished'], short(rerun)
     assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
-    assert _journal(journal_dir) == []
+    assert journal_names(journal_dir) == []
 
 
 def _eio_mid_rewrite(fullfs, journal_dir, tmp_path):
@@ -80,7 +67,7 @@ def _eio_mid_rewrite(fullfs, journal_dir, tmp_path):
     data = log_bytes(32 * MiB, seed=72)  # about 5 MiB at level 1: two 4 MiB pwrites
     path = fs.write_file('app.log', data)
     fs.fill()
-    rc, result = run_injected(_args(path, journal_dir), 'pwrite64:error=EIO:when=2', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'pwrite64:error=EIO:when=2', str(tmp_path))
     assert result is not None, rc
     return fs, path, data, result
 
@@ -90,14 +77,14 @@ def test_eio_mid_rewrite_says_the_original_is_gone(fullfs, journal_dir, tmp_path
     found = entries(result, path=str(path))
     assert [(e['action'], e['reason']) for e in found] == [('failed', 'rewrite_incomplete')], short(result)
     detail = found[0]['detail']
-    copy = os.path.join(journal_dir, SUBDIR, [n for n in _journal(journal_dir) if n.endswith('.gz')][0])
+    copy = os.path.join(journal_dir, SUBDIR, [n for n in journal_names(journal_dir) if n.endswith('.gz')][0])
     for words in ('the original is gone', '%s.gz holds an incomplete compressed copy' % path,
                   'the only complete copy is at %s in RAM: do not reboot' % copy, 'rerun'):
         assert words in detail, (words, detail)
     assert 'ATTENTION' in result['msg'] and 'do not reboot' in result['msg'], result['msg']
     assert _marker('%s.gz' % path) is not None, 'no marker on the half-written file'
 
-    rerun = run_direct(_args(path, journal_dir), str(tmp_path))
+    rerun = run_direct(module_args(path, journal_dir), str(tmp_path))
     assert [e['reason'] for e in entries(rerun, path=str(path), action='recovered')] == ['finished'], short(rerun)
     assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
     assert _marker('%s.gz' % path) is None, 'the marker outlived the finished file'
@@ -113,7 +100,7 @@ def test_reboot_after_eio_mid_rewrite_is_not_silent(looking_at, fullfs, journal_
     broken = sha256_file('%s.gz' % path)
     where = fs.data if looking_at == 'its directory' else fs.filler_dir
     for attempt in range(2):
-        later = run_direct(_args(where, journal_dir, **ROLE_LIKE), str(tmp_path))
+        later = run_direct(module_args(where, journal_dir, **ROLE_LIKE), str(tmp_path))
         lost = [e for e in later['files'] if e['reason'] == 'journal_lost']
         assert len(lost) == 1 and lost[0]['path'] == '%s.gz' % path, short(later)
         assert lost[0]['action'] == 'failed' and 'gzip -t' in lost[0]['detail'], lost[0]
@@ -126,20 +113,20 @@ def test_rerun_on_read_only_filesystem_names_the_copy(fullfs, journal_dir, tmp_p
     data = log_bytes(32 * MiB, seed=73)
     path = fs.write_file('app.log', data)
     fs.fill()
-    rc, result = run_injected(_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
+    rc, result = run_injected(module_args(path, journal_dir), 'pwrite64:signal=SIGKILL:when=2', str(tmp_path))
     assert result is None
     subprocess.run(['mount', '-o', 'remount,ro', str(fs.mnt)], check=True)
     try:
         before = sha256_file('%s.gz' % path)
-        rerun = run_direct(_args(path, journal_dir), str(tmp_path))
+        rerun = run_direct(module_args(path, journal_dir), str(tmp_path))
         found = [e for e in rerun['files'] if e['reason'] == 'read_only']
         assert len(found) == 1 and found[0]['action'] == 'failed', short(rerun)
-        copy = [n for n in _journal(journal_dir) if n.endswith('.gz')][0]
+        copy = [n for n in journal_names(journal_dir) if n.endswith('.gz')][0]
         assert copy in found[0]['detail'] and '%s.gz' % path in found[0]['detail'], found[0]['detail']
         assert sha256_file('%s.gz' % path) == before
     finally:
         subprocess.run(['mount', '-o', 'remount,rw', str(fs.mnt)], check=True)
-    again = run_direct(_args(path, journal_dir), str(tmp_path))
+    again = run_direct(module_args(path, journal_dir), str(tmp_path))
     assert [e['reason'] for e in entries(again, path=str(path), action='recovered')] == ['finished'], short(again)
     assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
 
@@ -160,11 +147,11 @@ def test_btrfs_shared_extents_are_never_freed_first(sharing, fullfs, journal_dir
         path = fs.write_file('app.log', data)
         subprocess.run(['cp', '--reflink=always', str(path), str(fs.data / 'copy.log')], check=True)
     fs.fill()
-    result = run_direct(_args(path, journal_dir), str(tmp_path))
+    result = run_direct(module_args(path, journal_dir), str(tmp_path))
     found = entries(result, path=str(path))
     assert [(e['action'], e['reason']) for e in found] == [('skipped', 'shared_extents')], short(result)
     assert sha256_file(path) == sha256_bytes(data)
-    assert _journal(journal_dir) == []
+    assert journal_names(journal_dir) == []
 
 
 # A rival writer: appends to its own file on the same filesystem and retries at once on
@@ -204,7 +191,7 @@ def test_rival_writer_takes_the_freed_blocks(spill, fullfs, journal_dir, tmp_pat
     fs = fullfs('btrfs')
     data = log_bytes(32 * MiB, seed=75)
     path = fs.write_file('app.log', data)
-    args = _args(path, journal_dir)
+    args = module_args(path, journal_dir)
     copies = journal_dir
     if spill:
         disk = fullfs('ext4')
@@ -222,8 +209,8 @@ def test_rival_writer_takes_the_freed_blocks(spill, fullfs, journal_dir, tmp_pat
     found = entries(result, path=str(path))
     assert [(e['action'], e['reason']) for e in found] == [('failed', 'rewrite_incomplete')], short(result)
     detail = found[0]['detail']
-    kept = [n for n in _journal(copies) if n.endswith('.gz')]
-    assert len(kept) == 1, (copies, _journal(copies))
+    kept = [n for n in journal_names(copies) if n.endswith('.gz')]
+    assert len(kept) == 1, (copies, journal_names(copies))
     copy = os.path.join(copies, SUBDIR, kept[0])
     assert gunzip_sha256(copy) == sha256_bytes(data), 'the only copy must hold every byte'
     for words in ('the original is gone', 'the only complete copy is at %s' % copy,
@@ -232,14 +219,14 @@ def test_rival_writer_takes_the_freed_blocks(spill, fullfs, journal_dir, tmp_pat
     assert ('in RAM: do not reboot' in detail) == (not spill), detail
     assert 'ATTENTION' in result['msg'] and copy in result['msg'], result['msg']
     if spill:
-        assert [n for n in _journal(journal_dir) if n.endswith('.gz')] == [], 'the RAM copy should have moved'
+        assert [n for n in journal_names(journal_dir) if n.endswith('.gz')] == [], 'the RAM copy should have moved'
 
     os.unlink(fs.filler_dir / 'rival')
     fs.syncfs()
     rerun = run_direct(dict(args, path=[str(fs.mnt / 'nothing')]), str(tmp_path))
     assert [e['reason'] for e in entries(rerun, path=str(path), action='recovered')] == ['finished'], short(rerun)
     assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
-    assert _journal(copies) == []
+    assert journal_names(copies) == []
 
 
 def test_sparse_file_with_holes_past_the_copy_is_rewritten_in_place(fullfs, journal_dir, tmp_path):
@@ -255,7 +242,7 @@ def test_sparse_file_with_holes_past_the_copy_is_rewritten_in_place(fullfs, jour
     data = head + b'\0' * (8 * MiB) + tail
     assert os.stat(path).st_blocks * 512 < len(data), 'the file should be sparse'
     fs.fill()
-    result = run_direct(_args(path, journal_dir), str(tmp_path))
+    result = run_direct(module_args(path, journal_dir), str(tmp_path))
     found = entries(result, path=str(path))
     assert [(e['action'], e['strategy']) for e in found] == [('compressed', 'inplace')], short(result)
     assert gunzip_sha256('%s.gz' % path) == sha256_bytes(data)
