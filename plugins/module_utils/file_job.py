@@ -62,6 +62,18 @@ class _CountingSink(object):
         self.size += len(chunk)
 
 
+def open_candidate(dir_fd: int, name: str, writable: bool) -> int:
+    """``open_regular``, with a name that vanished or became a symbolic link since discovery as a Skip."""
+    try:
+        return open_regular(dir_fd, name, writable=writable)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Skip(codes.SYMLINK, 'became a symbolic link')
+        if exc.errno == errno.ENOENT:
+            raise Skip(codes.NOT_FOUND, 'vanished')
+        raise
+
+
 class FileCompressor(object):
     """The per-file protocol of one run; ``process`` returns a FileResult."""
 
@@ -90,14 +102,7 @@ class FileCompressor(object):
     def _compress(self, candidate: Candidate, filesystem: dict[str, Any]) -> dict[str, Any]:
         check_mode = self.options.check_mode
         dir_fd = self._directory(candidate.dir_path)
-        try:
-            original = OpenFile(open_regular(dir_fd, candidate.name, writable=not check_mode))
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise Skip(codes.SYMLINK, 'became a symbolic link')
-            if exc.errno == errno.ENOENT:
-                raise Skip(codes.NOT_FOUND, 'vanished')
-            raise
+        original = OpenFile(open_candidate(dir_fd, candidate.name, writable=not check_mode))
         try:
             return self._compress_open(candidate, filesystem, dir_fd, original)
         finally:

@@ -23,10 +23,11 @@ import base64
 import errno
 import os
 import time
-import zlib
 from typing import TYPE_CHECKING, Any
 
-from .safe_fs import fsync_dir, pwrite_all
+from .identity import crc_range
+from .rewrite import copy_over
+from .safe_fs import fsync_dir
 
 if TYPE_CHECKING:
     from .journal import JournalEntry
@@ -94,18 +95,7 @@ def apply_metadata(fd: int, metadata: dict[str, Any]) -> None:
 def write_copy(fd: int, entry: JournalEntry, size: int, crc: int) -> None:
     """Copy the journal entry's data into ``fd``, read it back, fsync; raises OutputIncomplete."""
     try:
-        source = entry.open_data()
-        try:
-            offset = 0
-            while True:
-                chunk = os.read(source, _CHUNK)
-                if not chunk:
-                    break
-                pwrite_all(fd, chunk, offset)
-                offset += len(chunk)
-        finally:
-            os.close(source)
-        os.ftruncate(fd, offset)
+        os.ftruncate(fd, copy_over(fd, entry))
         os.fsync(fd)
     except OSError as exc:
         raise OutputIncomplete('writing the .gz failed: %s; the verified copy stays at %s' % (exc, entry.data_path))
@@ -116,14 +106,7 @@ def write_copy(fd: int, entry: JournalEntry, size: int, crc: int) -> None:
 
 def read_back(fd: int, size: int) -> tuple[int, int]:
     """(CRC-32, size) of the first ``size`` bytes of ``fd``, and nothing beyond."""
-    crc = 0
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
-        if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        offset += len(chunk)
+    crc, offset = crc_range(fd, 0, size)
     if os.fstat(fd).st_size != offset:
         return crc, -1
     return crc, offset

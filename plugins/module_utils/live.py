@@ -21,18 +21,17 @@ and why.  The protocol itself is prefix.py.
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from . import codes, falloc, gz_output
-from .file_job import Skip
+from .file_job import Skip, open_candidate
 from .formats import LONGEST_MAGIC, compressed_format
 from .open_files import ProcScan, command_name, read_locks
 from .prefix import PrefixSaver, Target, record_outcome
 from .results import FileResult
-from .safe_fs import open_dir_nofollow, open_regular
+from .safe_fs import open_dir_nofollow
 
 if TYPE_CHECKING:
     from .discovery import Candidate
@@ -136,14 +135,7 @@ def _mount_device(mounts: MountTable, candidate: Candidate) -> int:
 
 def _open_same(dir_fd: int, candidate: Candidate, writable: bool) -> int:
     """The candidate's inode, opened again without following links; Skip when it changed."""
-    try:
-        fd = open_regular(dir_fd, candidate.name, writable=writable)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise Skip(codes.SYMLINK, 'became a symbolic link')
-        if exc.errno == errno.ENOENT:
-            raise Skip(codes.NOT_FOUND, 'vanished')
-        raise
+    fd = open_candidate(dir_fd, candidate.name, writable)
     try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (candidate.st.st_dev, candidate.st.st_ino):

@@ -39,8 +39,8 @@ import zlib
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import codes, falloc, gz_output
-from .identity import same_inode
-from .prefix import PHASE_FREED, PHASE_FREEING, PHASE_PREPARED, crc_range, remove_empty_output, write_output
+from .identity import crc_range, same_inode
+from .prefix import PHASE_FREED, PHASE_FREEING, PHASE_PREPARED, remove_empty_output, write_output
 from .recovery_common import locate
 from .results import FileResult
 from .safe_fs import open_dir_nofollow, open_regular

@@ -33,7 +33,7 @@ import zlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import CmemgzipError
-from .identity import inode_generation
+from .identity import crc_range, inode_generation
 from .mounts import COPY_ON_WRITE_FSTYPES
 from .safe_fs import fsync_dir, pwrite_all, syncfs
 from .space import ReservationFailed, reserve
@@ -127,21 +127,9 @@ def copy_over(fd: int, entry: JournalEntry) -> int:
         os.close(source)
 
 
-def written_crc(fd: int, size: int) -> tuple[int, int]:
-    crc = 0
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
-        if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        offset += len(chunk)
-    return crc, offset
-
-
 def check_written(fd: int, entry: JournalEntry) -> None:
     manifest = entry.manifest
-    crc, size = written_crc(fd, manifest['compressed_size'])
+    crc, size = crc_range(fd, 0, manifest['compressed_size'])
     if (crc, size) != (manifest['compressed_crc32'], manifest['compressed_size']) \
             or os.fstat(fd).st_size != size:
         raise ReplaceIncomplete('the file does not read back as written')
