@@ -240,10 +240,6 @@ def record_outcome(result: FileResult, work: Callable[[], dict[str, Any]]) -> No
         result.update(action=codes.FAILED, reason=codes.ERROR, detail=str(exc))
 
 
-class Unsupported(Exception):
-    """No freeing method works on this filesystem; nothing was changed."""
-
-
 def _create_early(dir_fd: int, entry: JournalEntry) -> int | None:
     """The output, created empty while that needs no data block (None: after freeing)."""
     while True:

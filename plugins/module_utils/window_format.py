@@ -166,7 +166,3 @@ class WindowState(object):
         fields = dict((name, manifest[name]) for name in cls.FIELDS)
         return cls(dictionary=base64.b64decode(manifest['dictionary']),
                    pending=base64.b64decode(manifest['pending']), marks=manifest['marks'], **fields)
-
-    def journal_bytes(self) -> int:
-        """About what one checkpoint of this state takes in the journal."""
-        return (len(self.pending) + len(self.dictionary)) * 4 // 3 + 64 * len(self.marks) + 4096
